@@ -1,0 +1,165 @@
+"""Settings: env vars (``MODELYARD_*``, nested with ``__``) over ``modelyard.yaml`` over defaults.
+
+Built once, immutable, passed to whoever needs it. Nothing here reads the network.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from modelyard.errors import ConfigError
+
+CONFIG_ENV = "MODELYARD_CONFIG"
+
+
+def config_dir() -> Path:
+    """The user's modelyard config folder (``$XDG_CONFIG_HOME/modelyard``)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "modelyard"
+
+
+def data_dir() -> Path:
+    """The user's modelyard data folder (``$XDG_DATA_HOME/modelyard``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "modelyard"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelRule(_Frozen):
+    """A per-model quirk, as data: which models it matches and what to change."""
+
+    match: list[str] = Field(default_factory=list, description="fnmatch patterns on the upstream model name")
+    drop: list[str] = Field(default_factory=list, description="parameters the model rejects")
+    rename: dict[str, str] = Field(default_factory=dict, description="parameter renames, e.g. max_tokens")
+    defaults: dict[str, Any] = Field(default_factory=dict, description="default params when unset")
+    system_suffix: str | None = None
+    no_stream: bool = False
+    no_tools: bool = False
+
+
+class ProviderSettings(_Frozen):
+    """One provider row: a preset's overrides or a custom OpenAI-compatible service."""
+
+    kind: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    api_key_env: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    models: list[str] = Field(default_factory=list)
+    rules: list[ModelRule] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class HttpSettings(_Frozen):
+    """Upstream HTTP client settings (one shared aiohttp session per Gateway)."""
+
+    pool_size: int = Field(default=100, ge=1)
+    pool_size_per_host: int = Field(default=0, ge=0)
+    proxy: str | None = None
+    ca_bundle: str | None = None
+    connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float = Field(default=600.0, gt=0)
+    write_timeout: float = Field(default=600.0, gt=0)
+    pool_timeout: float = Field(default=30.0, gt=0)
+
+
+class LocalSettings(_Frozen):
+    """The embedded llama.cpp engine."""
+
+    models_dir: str | None = None
+    n_ctx: int = Field(default=2048, ge=256)
+    n_threads: int | None = None
+    models: dict[str, str] = Field(default_factory=dict, description="local name -> GGUF path")
+    embedding_model: str = "smollm2"
+
+
+class Settings(BaseSettings):
+    """Everything modelyard can be told. Immutable once built."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MODELYARD_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    default_model: str = "local/smollm2"
+    default_embedding_model: str = "local/smollm2"
+    aliases: dict[str, str] = Field(default_factory=dict)
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict, description="model -> ordered fallbacks")
+    default_fallbacks: list[str] = Field(default_factory=list)
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    timeout: float = Field(default=600.0, gt=0, description="overall deadline per call, retries included")
+    max_retry_after: float = Field(default=60.0, ge=0)
+    strict_params: bool = False
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    local: LocalSettings = Field(default_factory=LocalSettings)
+    middleware: list[str] = Field(default_factory=list, description="'module:callable' factories")
+    app_name: str = "modelyard"
+    app_url: str = "https://github.com/modelyard/modelyard"
+    database_url: str | None = None
+    store_bodies: bool = True
+    log_file: str | None = None
+    config_file: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_path()
+        if path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+
+def _config_path() -> Path | None:
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} (from {CONFIG_ENV}) does not exist")
+        return path
+    for candidate in (Path("modelyard.yaml"), config_dir() / "modelyard.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from env, the YAML file and keyword overrides; bad values raise ``ConfigError``."""
+    previous = os.environ.get(CONFIG_ENV)
+    try:
+        if config_file is not None:
+            os.environ[CONFIG_ENV] = str(config_file)
+        path = _config_path()
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {exc}") from exc
+    finally:
+        if config_file is not None:
+            if previous is None:
+                os.environ.pop(CONFIG_ENV, None)
+            else:
+                os.environ[CONFIG_ENV] = previous
+    if path is not None and settings.config_file is None:
+        settings = settings.model_copy(update={"config_file": str(path)})
+    return settings
+
+

@@ -1,0 +1,236 @@
+"""SSE encoding/decoding and the chunk accumulator.
+
+SSE is handled only at the edges (provider HTTP in, server out); in between, a stream is an async iterator of
+``ChatChunk``. ``ChunkAccumulator`` rebuilds the complete response from chunks, tool-call argument deltas included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from modelyard.types.chat import (
+    ChatChunk,
+    ChatResponse,
+    Choice,
+    FunctionCall,
+    Message,
+    ModelyardInfo,
+    ToolCall,
+)
+from modelyard.types.usage import Usage
+
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class SSEEvent:
+    """One server-sent event."""
+
+    data: str
+    event: str | None = None
+    id: str | None = None
+    retry: int | None = None
+
+    def json(self) -> Any:
+        return orjson.loads(self.data)
+
+
+@dataclass
+class SSEDecoder:
+    """Incremental decoder: feed bytes in any split, get complete events out (per the WHATWG rules)."""
+
+    _buffer: bytes = b""
+    _data: list[str] = field(default_factory=list)
+    _event: str | None = None
+    _id: str | None = None
+    _retry: int | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        self._buffer += chunk
+        if len(self._buffer) > MAX_EVENT_BYTES:
+            raise ValueError("SSE line exceeds the size limit")
+        events: list[SSEEvent] = []
+        while True:
+            line, sep, rest = _split_line(self._buffer)
+            if not sep:
+                break
+            self._buffer = rest
+            event = self._line(line.decode("utf-8", errors="replace"))
+            if event is not None:
+                events.append(event)
+        return events
+
+    def flush(self) -> list[SSEEvent]:
+        """End of input: a final event without its blank line still counts."""
+        events = []
+        if self._buffer:
+            event = self._line(self._buffer.decode("utf-8", errors="replace"))
+            self._buffer = b""
+            if event is not None:
+                events.append(event)
+        event = self._line("")
+        if event is not None:
+            events.append(event)
+        return events
+
+    def _line(self, line: str) -> SSEEvent | None:
+        if line == "":
+            if not self._data and self._event is None:
+                return None
+            event = SSEEvent("\n".join(self._data), self._event, self._id, self._retry)
+            self._data, self._event, self._retry = [], None, None
+            return event
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            self._id = value
+        elif name == "retry" and value.isdigit():
+            self._retry = int(value)
+        return None
+
+
+def _split_line(buffer: bytes) -> tuple[bytes, bytes, bytes]:
+    """Split at the first CRLF, LF or CR (a CR at the very end may be half of a CRLF: wait for more)."""
+    for i, b in enumerate(buffer):
+        if b == 0x0A:
+            return buffer[:i], b"\n", buffer[i + 1 :]
+        if b == 0x0D:
+            if i + 1 == len(buffer):
+                return buffer, b"", b""
+            if buffer[i + 1] == 0x0A:
+                return buffer[:i], b"\r\n", buffer[i + 2 :]
+            return buffer[:i], b"\r", buffer[i + 1 :]
+    return buffer, b"", b""
+
+
+async def iter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
+    """Decode an async byte stream into SSE events."""
+    decoder = SSEDecoder()
+    async for chunk in chunks:
+        for event in decoder.feed(chunk):
+            yield event
+    for event in decoder.flush():
+        yield event
+
+
+def encode_sse(data: bytes | str, event: str | None = None) -> bytes:
+    """Encode one SSE event; ``data`` is already serialized (it must not contain newlines)."""
+    payload = data.encode() if isinstance(data, str) else data
+    head = b"event: " + event.encode() + b"\n" if event else b""
+    return head + b"data: " + payload + b"\n\n"
+
+
+def encode_json_sse(obj: Any, event: str | None = None) -> bytes:
+    return encode_sse(orjson.dumps(obj), event)
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+@dataclass
+class _ToolCallParts:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _ChoiceParts:
+    role: str = "assistant"
+    content: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    tool_calls: dict[int, _ToolCallParts] = field(default_factory=dict)
+    finish_reason: str | None = None
+    refusal: list[str] = field(default_factory=list)
+
+
+class ChunkAccumulator:
+    """Collects ``ChatChunk``s and rebuilds the complete ``ChatResponse``."""
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.model = ""
+        self.created = 0
+        self.system_fingerprint: str | None = None
+        self.usage: Usage | None = None
+        self.modelyard: ModelyardInfo | None = None
+        self.chunks = 0
+        self._choices: dict[int, _ChoiceParts] = {}
+
+    def add(self, chunk: ChatChunk) -> None:
+        self.chunks += 1
+        self.id = self.id or chunk.id
+        self.model = self.model or chunk.model
+        self.created = self.created or chunk.created
+        self.system_fingerprint = self.system_fingerprint or chunk.system_fingerprint
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.modelyard is not None:
+            self.modelyard = chunk.modelyard
+        for choice in chunk.choices:
+            parts = self._choices.setdefault(choice.index, _ChoiceParts())
+            delta = choice.delta
+            if delta.role:
+                parts.role = delta.role
+            if delta.content:
+                parts.content.append(delta.content)
+            if delta.reasoning_content:
+                parts.reasoning.append(delta.reasoning_content)
+            if delta.refusal:
+                parts.refusal.append(delta.refusal)
+            for tc in delta.tool_calls or []:
+                call = parts.tool_calls.setdefault(tc.index, _ToolCallParts())
+                call.id = tc.id or call.id
+                if tc.function is not None:
+                    call.name = tc.function.name or call.name
+                    if tc.function.arguments:
+                        call.arguments.append(tc.function.arguments)
+            if choice.finish_reason:
+                parts.finish_reason = choice.finish_reason
+
+    @property
+    def finished(self) -> bool:
+        """True once every choice seen so far has a finish reason."""
+        return bool(self._choices) and all(c.finish_reason for c in self._choices.values())
+
+    @property
+    def text(self) -> str:
+        first = self._choices.get(0)
+        return "".join(first.content) if first else ""
+
+    def response(self) -> ChatResponse:
+        choices = []
+        for index in sorted(self._choices):
+            parts = self._choices[index]
+            tool_calls = [
+                ToolCall(id=c.id, function=FunctionCall(name=c.name, arguments="".join(c.arguments)))
+                for _, c in sorted(parts.tool_calls.items())
+            ]
+            message = Message(
+                role="assistant",
+                content="".join(parts.content) if parts.content or not tool_calls else None,
+                reasoning_content="".join(parts.reasoning) or None,
+                tool_calls=tool_calls or None,
+            )
+            if parts.refusal:
+                message.refusal = "".join(parts.refusal)  # type: ignore[attr-defined]
+            choices.append(Choice(index=index, message=message, finish_reason=parts.finish_reason))
+        response = ChatResponse(
+            model=self.model, choices=choices, usage=self.usage, system_fingerprint=self.system_fingerprint
+        )
+        if self.id:
+            response.id = self.id
+        if self.created:
+            response.created = self.created
+        response.modelyard = self.modelyard
+        return response

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.support.scripted_server import ScriptedServer
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[ScriptedServer]:
+    """A scripted HTTP upstream on 127.0.0.1."""
+    server = await ScriptedServer().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep tests away from the user's real config, data and provider keys."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.chdir(home)
+    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "MOONSHOT_API_KEY", "OPENROUTER_API_KEY",
+                "MODELYARD_CONFIG", "MODELYARD_DATABASE_URL"):
+        monkeypatch.delenv(var, raising=False)
