@@ -1,0 +1,108 @@
+"""modelyard: one chat API, gateway and workbench over every LLM provider and a local model.
+
+Heavy parts load lazily: ``import modelyard`` makes no network call and imports no provider or llama.cpp.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "AsyncClient": "modelyard.sdk.client",
+    "Client": "modelyard.sdk.sync",
+    "Gateway": "modelyard.gateway",
+    "Settings": "modelyard.config",
+    "load_settings": "modelyard.config",
+    "CallOptions": "modelyard.pipeline",
+    "Call": "modelyard.pipeline",
+    "ChatStream": "modelyard.pipeline",
+    "Middleware": "modelyard.pipeline",
+    "ChatRequest": "modelyard.types",
+    "ChatResponse": "modelyard.types",
+    "ChatChunk": "modelyard.types",
+    "Message": "modelyard.types",
+    "Tool": "modelyard.types",
+    "ToolCall": "modelyard.types",
+    "Usage": "modelyard.types",
+    "EmbeddingRequest": "modelyard.types",
+    "EmbeddingResponse": "modelyard.types",
+    "ModelInfo": "modelyard.types",
+    "ChunkAccumulator": "modelyard.streaming",
+    "FakeReply": "modelyard.providers.fake",
+    "ModelyardError": "modelyard.errors",
+    "ConfigError": "modelyard.errors",
+    "BadRequestError": "modelyard.errors",
+    "AuthenticationError": "modelyard.errors",
+    "PermissionDeniedError": "modelyard.errors",
+    "NotFoundError": "modelyard.errors",
+    "RateLimitError": "modelyard.errors",
+    "BudgetExceededError": "modelyard.errors",
+    "ContextWindowExceededError": "modelyard.errors",
+    "ContentPolicyError": "modelyard.errors",
+    "TimeoutError": "modelyard.errors",
+    "ConnectionError": "modelyard.errors",
+    "ProviderError": "modelyard.errors",
+    "ServiceUnavailableError": "modelyard.errors",
+    "StreamInterruptedError": "modelyard.errors",
+    "UnsupportedOperationError": "modelyard.errors",
+    "UnsupportedParameterError": "modelyard.errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from modelyard.config import Settings, load_settings
+    from modelyard.errors import (
+        AuthenticationError,
+        BadRequestError,
+        BudgetExceededError,
+        ConfigError,
+        ConnectionError,
+        ContentPolicyError,
+        ContextWindowExceededError,
+        ModelyardError,
+        NotFoundError,
+        PermissionDeniedError,
+        ProviderError,
+        RateLimitError,
+        ServiceUnavailableError,
+        StreamInterruptedError,
+        TimeoutError,
+        UnsupportedOperationError,
+        UnsupportedParameterError,
+    )
+    from modelyard.gateway import Gateway
+    from modelyard.pipeline import Call, CallOptions, ChatStream, Middleware
+    from modelyard.providers.fake import FakeReply
+    from modelyard.sdk.client import AsyncClient
+    from modelyard.sdk.sync import Client
+    from modelyard.streaming import ChunkAccumulator
+    from modelyard.types import (
+        ChatChunk,
+        ChatRequest,
+        ChatResponse,
+        EmbeddingRequest,
+        EmbeddingResponse,
+        Message,
+        ModelInfo,
+        Tool,
+        ToolCall,
+        Usage,
+    )

@@ -16,10 +16,14 @@ from modelyard.types.chat import (
     ChatChunk,
     ChatResponse,
     Choice,
+    ChunkChoice,
+    Delta,
     FunctionCall,
+    FunctionCallDelta,
     Message,
     ModelyardInfo,
     ToolCall,
+    ToolCallDelta,
 )
 from modelyard.types.usage import Usage
 
@@ -234,3 +238,21 @@ class ChunkAccumulator:
             response.created = self.created
         response.modelyard = self.modelyard
         return response
+
+
+async def stream_from_response(response: ChatResponse) -> AsyncIterator[ChatChunk]:
+    """Replay a complete response as a stream (for models that cannot stream, and cache hits)."""
+    for choice in response.choices:
+        message = choice.message
+        calls = [
+            ToolCallDelta(index=i, id=c.id, type="function",
+                          function=FunctionCallDelta(name=c.function.name, arguments=c.function.arguments))
+            for i, c in enumerate(message.tool_calls or [])
+        ]
+        delta = Delta(role="assistant", content=message.text() or None, reasoning_content=message.reasoning_content,
+                      tool_calls=calls or None)
+        yield ChatChunk(id=response.id, created=response.created, model=response.model,
+                        choices=[ChunkChoice(index=choice.index, delta=delta)])
+        yield ChatChunk(id=response.id, created=response.created, model=response.model,
+                        choices=[ChunkChoice(index=choice.index, finish_reason=choice.finish_reason or "stop")])
+    yield ChatChunk(id=response.id, created=response.created, model=response.model, usage=response.usage)

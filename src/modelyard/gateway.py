@@ -1,0 +1,221 @@
+"""The Gateway: the one place that wires settings, middleware, routing, providers and storage together.
+
+Every shell (SDK, CLI, HTTP server, workbench) calls ``Gateway.chat / stream / embed / models``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from modelyard import errors
+from modelyard.config import Settings, load_settings
+from modelyard.gateway_middleware import load_middleware
+from modelyard.pipeline import Call, CallKind, CallOptions, ChatStream, Middleware, Outcome, compose
+from modelyard.providers._http import HttpClient
+from modelyard.providers.adjust import adjust_request, wants_stream_emulation
+from modelyard.providers.base import EmbedCall, Provider, ProviderCall, ProviderContext, ProviderSpec, Timeouts
+from modelyard.providers.registry import build_provider, provider_specs, split_model
+from modelyard.routing.attempts import Deadline, RetryPolicy, with_retries
+from modelyard.routing.fallback import next_candidate
+from modelyard.routing.router import Router
+from modelyard.streaming import stream_from_response
+from modelyard.types.chat import AttemptInfo, ChatChunk, ChatRequest, ChatResponse
+from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
+from modelyard.types.validation import parse_model
+
+
+class Gateway:
+    """Owns providers, router, middleware chain and the shared HTTP client. Use ``async with`` or ``aclose()``."""
+
+    def __init__(self, settings: Settings | None = None, *, middleware: Sequence[Middleware] = ()) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        self.http = HttpClient(self.settings.http)
+        self.specs: dict[str, ProviderSpec] = provider_specs(self.settings)
+        self.router = Router(self.settings.aliases, self.settings.fallbacks, self.settings.default_fallbacks)
+        self._providers: dict[str, Provider] = {}
+        chain = [*load_middleware(self.settings), *middleware]
+        self._handle = compose(chain, self._dispatch)
+
+    # ----- public API -------------------------------------------------------------------------------------
+    async def chat(self, request: ChatRequest | dict[str, Any], options: CallOptions | None = None) -> ChatResponse:
+        """One complete chat completion (retries and fallbacks included)."""
+        outcome = await self._handle(self._call("chat", parse_model(ChatRequest, request), options))
+        assert isinstance(outcome, ChatResponse)
+        return outcome
+
+    async def stream(self, request: ChatRequest | dict[str, Any], options: CallOptions | None = None) -> ChatStream:
+        """Start a stream; retries and fallbacks happen only before its first chunk. Close it when done."""
+        outcome = await self._handle(self._call("stream", parse_model(ChatRequest, request), options))
+        assert isinstance(outcome, ChatStream)
+        return outcome
+
+    async def embed(
+        self, request: EmbeddingRequest | dict[str, Any], options: CallOptions | None = None
+    ) -> EmbeddingResponse:
+        outcome = await self._handle(self._call("embed", parse_model(EmbeddingRequest, request), options))
+        assert isinstance(outcome, EmbeddingResponse)
+        return outcome
+
+    def provider(self, name: str) -> Provider:
+        """The provider instance for a row name (built, and its module imported, on first use)."""
+        if name not in self._providers:
+            spec = self.specs.get(name)
+            if spec is None:
+                raise errors.NotFoundError(f"unknown provider {name!r}", provider=name)
+            self._providers[name] = build_provider(spec, ProviderContext(spec, self.settings, self.http))
+        return self._providers[name]
+
+    def api_key(self, spec: ProviderSpec) -> str | None:
+        """The key for a provider row; a required but missing key is a ``ConfigError`` naming its variable."""
+        key = spec.api_key or (os.environ.get(spec.api_key_env) if spec.api_key_env else None)
+        if not key and spec.requires_key:
+            where = f"set {spec.api_key_env}" if spec.api_key_env else f"set providers.{spec.name}.api_key"
+            raise errors.ConfigError(
+                f"no API key for provider {spec.name!r}: {where} (or providers.{spec.name}.api_key in modelyard.yaml)",
+                provider=spec.name,
+            )
+        return key or None
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()
+        self._providers.clear()
+        await self.http.aclose()
+
+    async def __aenter__(self) -> Gateway:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ----- the request path -----------------------------------------------------------------------------
+    def _call(self, kind: CallKind, request: ChatRequest | EmbeddingRequest, options: CallOptions | None) -> Call:
+        if kind != "embed" and isinstance(request, ChatRequest) and request.stream is not None:
+            request = request.model_copy(update={"stream": None})
+        return Call(kind=kind, request=request, options=options or CallOptions())
+
+    async def _dispatch(self, call: Call) -> Outcome:
+        deadline = Deadline(call.options.timeout or self.settings.timeout, call.started)
+        candidates = self.router.candidates(call.request.model, call.options.fallbacks)
+        model, remaining = candidates[0], candidates[1:]
+        while True:
+            try:
+                return await self._serve(call, model, deadline)
+            except errors.ModelyardError as exc:
+                skip_unconfigured = isinstance(exc, errors.ConfigError) and model != candidates[0]
+                following = remaining[0] if skip_unconfigured and remaining else None
+                following = following or next_candidate(exc, model, remaining, self._context_window)
+                if following is None or deadline.remaining() <= 0:
+                    raise
+                remaining = remaining[remaining.index(following) + 1 :]
+                model = following
+
+    def _context_window(self, model: str) -> int | None:
+        return None
+
+    async def _serve(self, call: Call, model: str, deadline: Deadline) -> Outcome:
+        provider_name, upstream = split_model(model, self.specs)
+        spec = self.specs[provider_name]
+        api_key = self.api_key(spec)
+        provider = self.provider(provider_name)
+        policy = RetryPolicy(
+            max_retries=self.settings.max_retries if call.options.max_retries is None else call.options.max_retries,
+            max_retry_after=self.settings.max_retry_after,
+        )
+        headers = {"X-Request-ID": call.request_id, **call.options.extra_headers}
+        base = self.http.timeouts()
+        if isinstance(call.request, EmbeddingRequest):
+            ecall = EmbedCall(
+                call.request.model_copy(update={"model": upstream}), call.request_id, api_key,
+                Timeouts(base.connect, base.read, base.write, base.pool, deadline.remaining()),
+                headers, call.options.extra_body,
+            )
+            response = await with_retries(
+                self._recorded(call, model, lambda: provider.embed(ecall)), policy, deadline
+            )
+            self._served(call, provider_name, model)
+            response.modelyard = call.info
+            return response
+        rules = spec.rules_for(upstream)
+        request, dropped = adjust_request(
+            call.chat_request.model_copy(update={"model": upstream}), rules,
+            strict=self.settings.strict_params, provider=provider_name,
+        )
+        call.info.dropped_params = dropped
+        pcall = ProviderCall(request, call.request_id, api_key, base, headers, call.options.extra_body)
+        if call.kind == "chat":
+            pcall.timeouts = Timeouts(base.connect, base.read, base.write, base.pool, deadline.remaining())
+            chat = await with_retries(self._recorded(call, model, lambda: provider.chat(pcall)), policy, deadline)
+            self._served(call, provider_name, model)
+            chat.modelyard = call.info
+            return chat
+        emulate = wants_stream_emulation(rules)
+        first, chunks = await with_retries(
+            self._recorded(call, model, lambda: _open_stream(provider, pcall, emulate)), policy, deadline
+        )
+        self._served(call, provider_name, model)
+        return ChatStream(_prepend(first, chunks), call.info)
+
+    def _recorded(self, call: Call, model: str, attempt: Any) -> Any:
+        """Wrap one attempt so its outcome and latency are recorded on the call."""
+        provider = model.partition("/")[0]
+
+        async def run() -> Any:
+            started = time.monotonic()
+            try:
+                result = await attempt()
+            except errors.ModelyardError as exc:
+                call.attempts.append(AttemptInfo(
+                    model=model, provider=provider, status=exc.status_code, error=type(exc).__name__,
+                    latency_ms=round((time.monotonic() - started) * 1000, 2),
+                ))
+                raise
+            call.attempts.append(AttemptInfo(
+                model=model, provider=provider, status=200, latency_ms=round((time.monotonic() - started) * 1000, 2)
+            ))
+            return result
+
+        return run
+
+    @staticmethod
+    def _served(call: Call, provider: str, model: str) -> None:
+        call.info.provider = provider
+        call.info.served_model = model
+
+
+async def _open_stream(
+    provider: Provider, call: ProviderCall, emulate: bool
+) -> tuple[ChatChunk, AsyncIterator[ChatChunk]]:
+    """Start a stream and wait for its first chunk (everything up to here may be retried)."""
+    if emulate:
+        chunks: AsyncIterator[ChatChunk] = stream_from_response(await provider.chat(call))
+    else:
+        chunks = provider.stream(call)
+    try:
+        first = await chunks.__anext__()
+    except StopAsyncIteration:
+        raise errors.StreamInterruptedError(
+            "upstream stream ended before sending anything", provider=provider.name, model=call.request.model
+        ) from None
+    except BaseException:
+        await _close(chunks)
+        raise
+    return first, chunks
+
+
+async def _prepend(first: ChatChunk, rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
+    try:
+        yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await _close(rest)
+
+
+async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
+    closer = getattr(chunks, "aclose", None)
+    if closer is not None:
+        await closer()

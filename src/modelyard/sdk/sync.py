@@ -1,0 +1,105 @@
+"""``Client``: the synchronous SDK, a thin wrapper that runs ``AsyncClient`` on a private event loop thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+from modelyard.config import Settings
+from modelyard.sdk.client import AsyncClient, MessagesInput, StreamHandle
+from modelyard.types.chat import ChatChunk, ChatResponse
+from modelyard.types.embeddings import EmbeddingResponse
+from modelyard.types.models import ModelInfo
+
+T = TypeVar("T")
+
+
+class _LoopThread:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="modelyard-client", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        self.loop.close()
+
+
+class SyncStream:
+    """A synchronous stream: iterate it, or use ``with``; the connection is always released."""
+
+    def __init__(self, runner: _LoopThread, handle: StreamHandle) -> None:
+        self._runner = runner
+        self._handle = handle
+
+    @property
+    def info(self) -> Any:
+        return self._handle.info
+
+    def __iter__(self) -> Iterator[ChatChunk]:
+        stream = self._runner.run(self._handle.start())
+        try:
+            while True:
+                try:
+                    yield self._runner.run(stream.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._runner.run(self._handle.aclose())
+
+    def __enter__(self) -> SyncStream:
+        self._runner.run(self._handle.start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Client:
+    """Synchronous SDK with the same methods as ``AsyncClient``."""
+
+    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
+        self._runner = _LoopThread()
+        self._async = self._runner.run(_make(settings, kwargs))
+        self._closed = False
+
+    @property
+    def gateway(self) -> Any:
+        return self._async.gateway
+
+    def chat(self, model: str | None = None, messages: MessagesInput = (), **kwargs: Any) -> ChatResponse:
+        return self._runner.run(self._async.chat(model, messages, **kwargs))
+
+    def stream(self, model: str | None = None, messages: MessagesInput = (), **kwargs: Any) -> SyncStream:
+        return SyncStream(self._runner, self._async.stream(model, messages, **kwargs))
+
+    def embed(self, input: str | list[str], model: str | None = None, **kwargs: Any) -> EmbeddingResponse:
+        return self._runner.run(self._async.embed(input, model, **kwargs))
+
+    def models(self) -> list[ModelInfo]:
+        return self._runner.run(self._async.models())
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._runner.run(self._async.aclose())
+            self._runner.stop()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def _make(settings: Settings | None, kwargs: dict[str, Any]) -> AsyncClient:
+    return AsyncClient(settings, **kwargs)
