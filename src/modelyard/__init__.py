@@ -51,7 +51,47 @@ _EXPORTS: dict[str, str] = {
     "UnsupportedParameterError": "modelyard.errors",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "AsyncClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "Call",
+    "CallOptions",
+    "ChatChunk",
+    "ChatRequest",
+    "ChatResponse",
+    "ChatStream",
+    "ChunkAccumulator",
+    "Client",
+    "ConfigError",
+    "ConnectionError",
+    "ContentPolicyError",
+    "ContextWindowExceededError",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
+    "FakeReply",
+    "Gateway",
+    "Message",
+    "Middleware",
+    "ModelInfo",
+    "ModelyardError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProviderError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "Settings",
+    "StreamInterruptedError",
+    "TimeoutError",
+    "Tool",
+    "ToolCall",
+    "UnsupportedOperationError",
+    "UnsupportedParameterError",
+    "Usage",
+    "__version__",
+    "load_settings",
+]
 
 
 def __getattr__(name: str) -> Any:

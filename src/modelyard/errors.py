@@ -75,6 +75,8 @@ class ConfigError(ModelyardError):
 
 
 class BadRequestError(ModelyardError):
+    """The request is invalid (400); ``param`` names the bad field."""
+
     status = 400
     openai_type = "invalid_request_error"
 
@@ -100,35 +102,47 @@ class UnsupportedOperationError(BadRequestError):
 
 
 class AuthenticationError(ModelyardError):
+    """A key was missing or refused (401)."""
+
     status = 401
     openai_type = "invalid_request_error"
     default_code = "invalid_api_key"
 
 
 class PermissionDeniedError(ModelyardError):
+    """The key may not do this (403)."""
+
     status = 403
     openai_type = "permission_error"
 
 
 class NotFoundError(ModelyardError):
+    """The model, provider or resource does not exist (404)."""
+
     status = 404
     openai_type = "invalid_request_error"
     default_code = "model_not_found"
 
 
 class ConflictError(ModelyardError):
+    """The upstream reported a conflict (409); retryable."""
+
     status = 409
     openai_type = "invalid_request_error"
     retryable = True
 
 
 class RequestTooLargeError(ModelyardError):
+    """The request body is too large (413)."""
+
     status = 413
     openai_type = "invalid_request_error"
     default_code = "request_too_large"
 
 
 class UnprocessableEntityError(ModelyardError):
+    """The upstream could not process the request (422)."""
+
     status = 422
     openai_type = "invalid_request_error"
 
@@ -148,6 +162,8 @@ class ContentPolicyError(BadRequestError):
 
 
 class RateLimitError(ModelyardError):
+    """Rate limited (429); retryable after ``retry_after`` seconds, then falls back."""
+
     status = 429
     openai_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
@@ -163,7 +179,9 @@ class BudgetExceededError(ModelyardError):
     default_code = "insufficient_quota"
 
 
-class TimeoutError(ModelyardError):  # noqa: A001 - the tree's own name, per DESIGN.md
+class TimeoutError(ModelyardError):
+    """An upstream or the request deadline timed out."""
+
     status = 504
     openai_type = "timeout_error"
     default_code = "timeout"
@@ -171,7 +189,9 @@ class TimeoutError(ModelyardError):  # noqa: A001 - the tree's own name, per DES
     fallback = True
 
 
-class ConnectionError(ModelyardError):  # noqa: A001
+class ConnectionError(ModelyardError):
+    """The upstream could not be reached."""
+
     status = 502
     openai_type = "api_connection_error"
     default_code = "connection_error"
@@ -189,6 +209,8 @@ class ProviderError(ModelyardError):
 
 
 class ServiceUnavailableError(ProviderError):
+    """The upstream is overloaded or down (503/529)."""
+
     status = 503
     openai_type = "service_unavailable_error"
     default_code = "service_unavailable"

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from modelyard import errors
 from modelyard.config import Settings, load_settings
@@ -16,7 +16,14 @@ from modelyard.gateway_middleware import load_middleware
 from modelyard.pipeline import Call, CallKind, CallOptions, ChatStream, Middleware, Outcome, compose
 from modelyard.providers._http import HttpClient
 from modelyard.providers.adjust import adjust_request, wants_stream_emulation
-from modelyard.providers.base import EmbedCall, Provider, ProviderCall, ProviderContext, ProviderSpec, Timeouts
+from modelyard.providers.base import (
+    EmbedCall,
+    Provider,
+    ProviderCall,
+    ProviderContext,
+    ProviderSpec,
+    Timeouts,
+)
 from modelyard.providers.registry import build_provider, provider_specs, split_model
 from modelyard.routing.attempts import Deadline, RetryPolicy, with_retries
 from modelyard.routing.fallback import next_candidate
@@ -25,6 +32,8 @@ from modelyard.streaming import stream_from_response
 from modelyard.types.chat import AttemptInfo, ChatChunk, ChatRequest, ChatResponse
 from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from modelyard.types.validation import parse_model
+
+T = TypeVar("T")
 
 
 class Gateway:
@@ -129,20 +138,23 @@ class Gateway:
         base = self.http.timeouts()
         if isinstance(call.request, EmbeddingRequest):
             ecall = EmbedCall(
-                call.request.model_copy(update={"model": upstream}), call.request_id, api_key,
+                call.request.model_copy(update={"model": upstream}),
+                call.request_id,
+                api_key,
                 Timeouts(base.connect, base.read, base.write, base.pool, deadline.remaining()),
-                headers, call.options.extra_body,
+                headers,
+                call.options.extra_body,
             )
-            response = await with_retries(
-                self._recorded(call, model, lambda: provider.embed(ecall)), policy, deadline
-            )
+            response = await with_retries(self._recorded(call, model, lambda: provider.embed(ecall)), policy, deadline)
             self._served(call, provider_name, model)
             response.modelyard = call.info
             return response
         rules = spec.rules_for(upstream)
         request, dropped = adjust_request(
-            call.chat_request.model_copy(update={"model": upstream}), rules,
-            strict=self.settings.strict_params, provider=provider_name,
+            call.chat_request.model_copy(update={"model": upstream}),
+            rules,
+            strict=self.settings.strict_params,
+            provider=provider_name,
         )
         call.info.dropped_params = dropped
         pcall = ProviderCall(request, call.request_id, api_key, base, headers, call.options.extra_body)
@@ -159,23 +171,30 @@ class Gateway:
         self._served(call, provider_name, model)
         return ChatStream(_prepend(first, chunks), call.info)
 
-    def _recorded(self, call: Call, model: str, attempt: Any) -> Any:
+    def _recorded(self, call: Call, model: str, attempt: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
         """Wrap one attempt so its outcome and latency are recorded on the call."""
         provider = model.partition("/")[0]
 
-        async def run() -> Any:
+        async def run() -> T:
             started = time.monotonic()
             try:
                 result = await attempt()
             except errors.ModelyardError as exc:
-                call.attempts.append(AttemptInfo(
-                    model=model, provider=provider, status=exc.status_code, error=type(exc).__name__,
-                    latency_ms=round((time.monotonic() - started) * 1000, 2),
-                ))
+                call.attempts.append(
+                    AttemptInfo(
+                        model=model,
+                        provider=provider,
+                        status=exc.status_code,
+                        error=type(exc).__name__,
+                        latency_ms=round((time.monotonic() - started) * 1000, 2),
+                    )
+                )
                 raise
-            call.attempts.append(AttemptInfo(
-                model=model, provider=provider, status=200, latency_ms=round((time.monotonic() - started) * 1000, 2)
-            ))
+            call.attempts.append(
+                AttemptInfo(
+                    model=model, provider=provider, status=200, latency_ms=round((time.monotonic() - started) * 1000, 2)
+                )
+            )
             return result
 
         return run

@@ -100,7 +100,7 @@ class ChatStream:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def wrap(self, transform: Callable[[AsyncIterator[ChatChunk]], AsyncIterator[ChatChunk]]) -> ChatStream:
+    def wrap(self, transform: Callable[[ChatStream], AsyncIterator[ChatChunk]]) -> ChatStream:
         """A new stream whose chunks pass through ``transform`` (which must close its source when done)."""
         return ChatStream(transform(self), self.info)
 

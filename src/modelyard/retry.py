@@ -76,4 +76,5 @@ def backoff(
     if retry_after is not None and 0 < retry_after <= max_retry_after:
         return retry_after
     jitter = 1 - 0.25 * (random.random() if rand is None else rand)
-    return min(INITIAL_RETRY_DELAY * 2**retries_taken, MAX_RETRY_DELAY) * jitter
+    delay: float = min(INITIAL_RETRY_DELAY * 2.0**retries_taken, MAX_RETRY_DELAY)
+    return delay * jitter

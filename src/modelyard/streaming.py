@@ -146,6 +146,7 @@ class _ToolCallParts:
     id: str = ""
     name: str = ""
     arguments: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # provider fields (e.g. thought signatures)
 
 
 @dataclass
@@ -156,6 +157,7 @@ class _ChoiceParts:
     tool_calls: dict[int, _ToolCallParts] = field(default_factory=dict)
     finish_reason: str | None = None
     refusal: list[str] = field(default_factory=list)
+    reasoning_signature: str | None = None
 
 
 class ChunkAccumulator:
@@ -192,9 +194,13 @@ class ChunkAccumulator:
                 parts.reasoning.append(delta.reasoning_content)
             if delta.refusal:
                 parts.refusal.append(delta.refusal)
+            signature = (delta.model_extra or {}).get("reasoning_signature")
+            if isinstance(signature, str):
+                parts.reasoning_signature = signature
             for tc in delta.tool_calls or []:
                 call = parts.tool_calls.setdefault(tc.index, _ToolCallParts())
                 call.id = tc.id or call.id
+                call.extra.update(tc.model_extra or {})
                 if tc.function is not None:
                     call.name = tc.function.name or call.name
                     if tc.function.arguments:
@@ -217,7 +223,7 @@ class ChunkAccumulator:
         for index in sorted(self._choices):
             parts = self._choices[index]
             tool_calls = [
-                ToolCall(id=c.id, function=FunctionCall(name=c.name, arguments="".join(c.arguments)))
+                ToolCall(id=c.id, function=FunctionCall(name=c.name, arguments="".join(c.arguments)), **c.extra)
                 for _, c in sorted(parts.tool_calls.items())
             ]
             message = Message(
@@ -228,6 +234,8 @@ class ChunkAccumulator:
             )
             if parts.refusal:
                 message.refusal = "".join(parts.refusal)  # type: ignore[attr-defined]
+            if parts.reasoning_signature:
+                message.reasoning_signature = parts.reasoning_signature  # type: ignore[attr-defined]
             choices.append(Choice(index=index, message=message, finish_reason=parts.finish_reason))
         response = ChatResponse(
             model=self.model, choices=choices, usage=self.usage, system_fingerprint=self.system_fingerprint
@@ -245,14 +253,31 @@ async def stream_from_response(response: ChatResponse) -> AsyncIterator[ChatChun
     for choice in response.choices:
         message = choice.message
         calls = [
-            ToolCallDelta(index=i, id=c.id, type="function",
-                          function=FunctionCallDelta(name=c.function.name, arguments=c.function.arguments))
+            ToolCallDelta(
+                index=i,
+                id=c.id,
+                type="function",
+                function=FunctionCallDelta(name=c.function.name, arguments=c.function.arguments),
+                **(c.model_extra or {}),
+            )
             for i, c in enumerate(message.tool_calls or [])
         ]
-        delta = Delta(role="assistant", content=message.text() or None, reasoning_content=message.reasoning_content,
-                      tool_calls=calls or None)
-        yield ChatChunk(id=response.id, created=response.created, model=response.model,
-                        choices=[ChunkChoice(index=choice.index, delta=delta)])
-        yield ChatChunk(id=response.id, created=response.created, model=response.model,
-                        choices=[ChunkChoice(index=choice.index, finish_reason=choice.finish_reason or "stop")])
+        delta = Delta(
+            role="assistant",
+            content=message.text() or None,
+            reasoning_content=message.reasoning_content,
+            tool_calls=calls or None,
+        )
+        yield ChatChunk(
+            id=response.id,
+            created=response.created,
+            model=response.model,
+            choices=[ChunkChoice(index=choice.index, delta=delta)],
+        )
+        yield ChatChunk(
+            id=response.id,
+            created=response.created,
+            model=response.model,
+            choices=[ChunkChoice(index=choice.index, finish_reason=choice.finish_reason or "stop")],
+        )
     yield ChatChunk(id=response.id, created=response.created, model=response.model, usage=response.usage)

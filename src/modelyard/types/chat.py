@@ -19,6 +19,8 @@ class _Open(BaseModel):
 
 
 class ImageURL(_Open):
+    """An image by URL or data: URL."""
+
     url: str
     detail: Literal["auto", "low", "high"] | None = None
 
@@ -32,11 +34,15 @@ class ContentPart(_Open):
 
 
 class FunctionCall(_Open):
+    """A function call's name and JSON-encoded arguments."""
+
     name: str
     arguments: str = ""
 
 
 class ToolCall(_Open):
+    """A tool call made by the assistant."""
+
     id: str
     type: Literal["function"] = "function"
     function: FunctionCall
@@ -62,6 +68,8 @@ class Message(_Open):
 
 
 class FunctionDefinition(_Open):
+    """A function the model may call: name, description, JSON-schema parameters."""
+
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
@@ -69,6 +77,8 @@ class FunctionDefinition(_Open):
 
 
 class Tool(_Open):
+    """A tool offered to the model."""
+
     type: Literal["function"] = "function"
     function: FunctionDefinition
 

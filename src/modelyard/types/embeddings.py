@@ -11,6 +11,8 @@ from modelyard.types.usage import Usage
 
 
 class EmbeddingRequest(BaseModel):
+    """An embeddings request: one text or a list of texts."""
+
     model_config = ConfigDict(extra="allow")
     model: str
     input: str | list[str] | list[int] | list[list[int]]
@@ -28,6 +30,8 @@ class EmbeddingRequest(BaseModel):
 
 
 class Embedding(BaseModel):
+    """One vector (a list of floats, or base64 when asked for)."""
+
     model_config = ConfigDict(extra="allow")
     object: Literal["embedding"] = "embedding"
     index: int
@@ -35,6 +39,8 @@ class Embedding(BaseModel):
 
 
 class EmbeddingResponse(BaseModel):
+    """Embedding vectors, in input order."""
+
     model_config = ConfigDict(extra="allow")
     object: Literal["list"] = "list"
     data: list[Embedding]
@@ -44,5 +50,3 @@ class EmbeddingResponse(BaseModel):
 
     def vectors(self) -> list[list[float]]:
         return [d.embedding for d in self.data if isinstance(d.embedding, list)]
-
-

@@ -19,6 +19,8 @@ class ModelPrice(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    """A model as listed by ``/v1/models``, with context window, capabilities and price."""
+
     model_config = ConfigDict(extra="allow")
     id: str
     object: Literal["model"] = "model"

@@ -1,0 +1,173 @@
+"""One log row per logical request, for every outcome, written off the request path.
+
+The row is built here and handed to a non-blocking sink (the storage writer's ``submit``). Bodies, headers
+and error text are redacted first. Streams are logged when they end, with exactly the tokens delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from modelyard import errors
+from modelyard.middleware.accounting import Pricer, apply_price
+from modelyard.middleware.redaction import Redactor
+from modelyard.pipeline import Call, ChatStream, Handler, Outcome
+from modelyard.storage.base import RequestLog
+from modelyard.streaming import ChunkAccumulator
+from modelyard.types.chat import ChatChunk, ChatRequest, ChatResponse
+from modelyard.types.embeddings import EmbeddingResponse
+from modelyard.types.usage import Usage
+
+LogSink = Callable[[RequestLog], None]
+TextCounter = Callable[[str, str], int]
+"""(model, text) -> tokens; used only when a stream ends before the provider reported usage."""
+
+
+@dataclass
+class _Outcome:
+    status: str = "ok"
+    response: ChatResponse | None = None
+    usage: Usage | None = None
+    error: BaseException | None = None
+    ttft_ms: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LoggingMiddleware:
+    """Builds the ``RequestLog`` row for each call and hands it to ``sink`` (never blocks, never drops)."""
+
+    def __init__(
+        self,
+        sink: LogSink,
+        redactor: Redactor,
+        *,
+        store_bodies: bool = True,
+        count_text: TextCounter | None = None,
+        pricer: Pricer | None = None,
+    ) -> None:
+        self.sink = sink
+        self.redactor = redactor
+        self.store_bodies = store_bodies
+        self.count_text = count_text
+        self.pricer = pricer
+
+    async def __call__(self, call: Call, next: Handler) -> Outcome:
+        try:
+            outcome = await next(call)
+        except asyncio.CancelledError:
+            self._emit(call, _Outcome(status="client_disconnected"))
+            raise
+        except BaseException as exc:
+            rejected = isinstance(exc, errors.ModelyardError) and not call.attempts
+            self._emit(call, _Outcome(status="rejected" if rejected else "error", error=exc))
+            raise
+        if isinstance(outcome, ChatResponse):
+            status = "cache_hit" if outcome.modelyard and outcome.modelyard.cache_hit else "ok"
+            self._emit(call, _Outcome(status=status, response=outcome, usage=outcome.usage))
+            return outcome
+        if isinstance(outcome, EmbeddingResponse):
+            self._emit(call, _Outcome(usage=outcome.usage))
+            return outcome
+        return outcome.wrap(lambda source: self._logged(call, source))
+
+    async def _logged(self, call: Call, source: ChatStream) -> AsyncIterator[ChatChunk]:
+        acc = ChunkAccumulator()
+        result = _Outcome(status="client_disconnected")
+        try:
+            async for chunk in source:
+                if result.ttft_ms is None and chunk.choices:
+                    result.ttft_ms = (time.monotonic() - call.started) * 1000
+                acc.add(chunk)
+                yield chunk
+            result.status = "cache_hit" if source.info.cache_hit else "ok"
+        except (GeneratorExit, asyncio.CancelledError):
+            result.status = "client_disconnected"
+            raise
+        except BaseException as exc:
+            result.status, result.error = "error", exc
+            raise
+        finally:
+            await source.aclose()
+            result.response = acc.response() if acc.chunks else None
+            result.usage = acc.usage if result.status in ("ok", "cache_hit") else None
+            result.usage = result.usage or self._delivered_usage(call, acc)
+            self._emit(call, result)
+
+    def _delivered_usage(self, call: Call, acc: ChunkAccumulator) -> Usage | None:
+        """Usage for a stream that ended early: the prompt estimate plus exactly the text delivered."""
+        if acc.usage is not None:
+            return acc.usage
+        if self.count_text is None or not acc.chunks:
+            return None
+        model = call.info.served_model or call.request.model
+        delivered = acc.response().choices[0].message if acc.response().choices else None
+        text = (delivered.text() + (delivered.reasoning_content or "")) if delivered else ""
+        prompt = sum(self.count_text(model, m.text()) for m in call.chat_request.messages)
+        call.info.usage_estimated = True
+        usage = Usage.of(prompt, self.count_text(model, text) if text else 0)
+        if self.pricer is not None and call.info.cost is None:
+            apply_price(call.info, usage, self.pricer)
+        return usage
+
+    def _emit(self, call: Call, result: _Outcome) -> None:
+        self.sink(self._row(call, result))
+
+    def _row(self, call: Call, result: _Outcome) -> RequestLog:
+        info, request, usage = call.info, call.request, result.usage
+        latency = (time.monotonic() - call.started) * 1000
+        completion = usage.completion_tokens if usage else None
+        message = result.response.choices[0] if result.response and result.response.choices else None
+        generation_s = (latency - (result.ttft_ms or 0)) / 1000
+        error = result.error
+        return RequestLog(
+            request_id=call.request_id,
+            created_at=datetime.fromtimestamp(call.created, UTC),
+            caller=call.options.caller,
+            requested_model=request.model,
+            served_model=info.served_model,
+            provider=info.provider,
+            attempts=list(info.attempts),
+            messages=self._messages(request),
+            response=self._body(result.response),
+            params=self.redactor.data(request.params()) if isinstance(request, ChatRequest) else {},
+            tools=[t.model_dump(exclude_none=True) for t in request.tools or []] or None
+            if isinstance(request, ChatRequest)
+            else None,
+            tool_calls=[c.model_dump() for c in message.message.tool_calls or []] or None if message else None,
+            finish_reason=message.finish_reason if message else None,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=completion,
+            cached_tokens=usage.cached_tokens if usage else None,
+            reasoning_tokens=usage.reasoning_tokens if usage else None,
+            cost=info.cost,
+            cost_source=info.cost_source or "none",
+            billed_cost=info.billed_cost,
+            latency_ms=round(latency, 3),
+            ttft_ms=round(result.ttft_ms, 3) if result.ttft_ms is not None else None,
+            tokens_per_second=round(completion / generation_s, 2) if completion and generation_s > 0 else None,
+            status=result.status,
+            error_type=type(error).__name__ if error is not None else None,
+            error_message=self.redactor.text(str(error))[:2000] if error is not None else None,
+            stream=call.kind == "stream",
+            tags=list(call.options.tags),
+            metadata=self.redactor.data({**(getattr(request, "metadata", None) or {}), **call.options.metadata}),
+            conversation_id=call.options.conversation_id,
+            cache_hit=info.cache_hit,
+            fallback_used=len({a.model for a in info.attempts}) > 1,
+        )
+
+    def _messages(self, request: Any) -> list[dict[str, Any]] | None:
+        if not self.store_bodies or not isinstance(request, ChatRequest):
+            return None
+        return list(self.redactor.data([m.model_dump(exclude_none=True) for m in request.messages]))
+
+    def _body(self, response: ChatResponse | None) -> dict[str, Any] | None:
+        if not self.store_bodies or response is None:
+            return None
+        data: dict[str, Any] = self.redactor.data(response.model_dump(exclude_none=True, exclude={"modelyard"}))
+        return data
