@@ -89,9 +89,7 @@ class LocalSettings(_Frozen):
 class Settings(BaseSettings):
     """Everything modelyard can be told. Immutable once built."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MODELYARD_", env_nested_delimiter="__", frozen=True, extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_", env_nested_delimiter="__", frozen=True, extra="ignore")
 
     default_model: str = "local/smollm2"
     default_embedding_model: str = "local/smollm2"
@@ -108,9 +106,16 @@ class Settings(BaseSettings):
     middleware: list[str] = Field(default_factory=list, description="'module:callable' factories")
     app_name: str = "modelyard"
     app_url: str = "https://github.com/modelyard/modelyard"
-    database_url: str | None = None
+    prices: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="price/context-window overrides by provider/model (USD per 1M tokens)"
+    )
+    database_url: str | None = Field(default=None, description="default: SQLite file in the data folder")
+    log_requests: bool = True
     store_bodies: bool = True
-    log_file: str | None = None
+    log_file: str | None = Field(default=None, description="also append every request log row to this JSONL file")
+    spill_dir: str | None = Field(default=None, description="where log rows wait while the database is down")
+    redact_patterns: list[str] = Field(default_factory=list, description="extra regexes masked before storage")
+    redact_pii: list[str] = Field(default_factory=list, description="built-in PII maskers to enable: email, phone")
     config_file: str | None = None
 
     @classmethod
@@ -161,5 +166,3 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     if path is not None and settings.config_file is None:
         settings = settings.model_copy(update={"config_file": str(path)})
     return settings
-
-

@@ -5,6 +5,7 @@ Every shell (SDK, CLI, HTTP server, workbench) calls ``Gateway.chat / stream / e
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -12,8 +13,14 @@ from typing import Any, TypeVar
 
 from modelyard import errors
 from modelyard.config import Settings, load_settings
+from modelyard import tokens
 from modelyard.gateway_middleware import load_middleware
-from modelyard.pipeline import Call, CallKind, CallOptions, ChatStream, Middleware, Outcome, compose
+from modelyard.middleware.accounting import CostMiddleware, Priced
+from modelyard.middleware.conversations import ConversationMiddleware
+from modelyard.middleware.logging import LoggingMiddleware
+from modelyard.middleware.redaction import Redactor
+from modelyard.pipeline import Call, CallKind, CallOptions, ChatStream, Handler, Middleware, Outcome, compose
+from modelyard.pricing.catalog import PriceCatalog
 from modelyard.providers._http import HttpClient
 from modelyard.providers.adjust import adjust_request, wants_stream_emulation
 from modelyard.providers.base import (
@@ -28,9 +35,13 @@ from modelyard.providers.registry import build_provider, provider_specs, split_m
 from modelyard.routing.attempts import Deadline, RetryPolicy, with_retries
 from modelyard.routing.fallback import next_candidate
 from modelyard.routing.router import Router
+from modelyard.storage.sql import SQLStore, open_store
+from modelyard.storage.writer import LogWriter
 from modelyard.streaming import stream_from_response
 from modelyard.types.chat import AttemptInfo, ChatChunk, ChatRequest, ChatResponse
 from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
+from modelyard.types.models import ModelInfo
+from modelyard.types.usage import Usage
 from modelyard.types.validation import parse_model
 
 T = TypeVar("T")
@@ -45,26 +56,69 @@ class Gateway:
         self.specs: dict[str, ProviderSpec] = provider_specs(self.settings)
         self.router = Router(self.settings.aliases, self.settings.fallbacks, self.settings.default_fallbacks)
         self._providers: dict[str, Provider] = {}
-        chain = [*load_middleware(self.settings), *middleware]
-        self._handle = compose(chain, self._dispatch)
+        free = [name for name, spec in self.specs.items() if not spec.requires_key]
+        self.catalog = PriceCatalog(self.settings.prices, free_providers=free)
+        self.redactor = Redactor(self.settings.redact_patterns, self.settings.redact_pii)
+        self.store: SQLStore | None = None
+        self.writer: LogWriter | None = None
+        self._extra_middleware = [*load_middleware(self.settings), *middleware]
+        self._handle: Handler | None = None
+        self._start_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Open the database (running migrations) and the log writer; called on first use."""
+        async with self._start_lock:
+            if self._handle is not None:
+                return
+            self.store = await open_store(self.settings.database_url)
+            chain: list[Middleware] = [ConversationMiddleware(self.store.conversations)]
+            if self.settings.log_requests:
+                self.writer = LogWriter(
+                    self.store.logs, spill_dir=self.settings.spill_dir, log_file=self.settings.log_file
+                )
+                self.writer.start()
+                chain.append(
+                    LoggingMiddleware(
+                        self.writer.submit,
+                        self.redactor,
+                        store_bodies=self.settings.store_bodies,
+                        count_text=tokens.count_text,
+                        pricer=self.price,
+                    )
+                )
+            chain += [CostMiddleware(self.price), *self._extra_middleware]
+            self._handle = compose(chain, self._dispatch)
+
+    async def stores(self) -> SQLStore:
+        """The database behind logs, conversations, prompts and keys (opened on first use)."""
+        if self._handle is None:
+            await self.start()
+        assert self.store is not None
+        return self.store
+
+    async def _run(self, call: Call) -> Outcome:
+        if self._handle is None:
+            await self.start()
+        assert self._handle is not None
+        return await self._handle(call)
 
     # ----- public API -------------------------------------------------------------------------------------
     async def chat(self, request: ChatRequest | dict[str, Any], options: CallOptions | None = None) -> ChatResponse:
         """One complete chat completion (retries and fallbacks included)."""
-        outcome = await self._handle(self._call("chat", parse_model(ChatRequest, request), options))
+        outcome = await self._run(self._call("chat", parse_model(ChatRequest, request), options))
         assert isinstance(outcome, ChatResponse)
         return outcome
 
     async def stream(self, request: ChatRequest | dict[str, Any], options: CallOptions | None = None) -> ChatStream:
         """Start a stream; retries and fallbacks happen only before its first chunk. Close it when done."""
-        outcome = await self._handle(self._call("stream", parse_model(ChatRequest, request), options))
+        outcome = await self._run(self._call("stream", parse_model(ChatRequest, request), options))
         assert isinstance(outcome, ChatStream)
         return outcome
 
     async def embed(
         self, request: EmbeddingRequest | dict[str, Any], options: CallOptions | None = None
     ) -> EmbeddingResponse:
-        outcome = await self._handle(self._call("embed", parse_model(EmbeddingRequest, request), options))
+        outcome = await self._run(self._call("embed", parse_model(EmbeddingRequest, request), options))
         assert isinstance(outcome, EmbeddingResponse)
         return outcome
 
@@ -88,11 +142,38 @@ class Gateway:
             )
         return key or None
 
+    def price(self, model: str, usage: Usage) -> Priced:
+        """The cost of ``usage`` on ``provider/model``: billed by the provider when it says, else computed."""
+        cost = self.catalog.charge(model, usage)
+        return Priced(cost.total if cost.known else None, cost.source, cost.billed)
+
+    async def models(self) -> list[ModelInfo]:
+        """Models usable with the current keys, with context window, capabilities and price where known."""
+        listed: dict[str, ModelInfo] = {}
+        for name, spec in self.specs.items():
+            try:
+                self.api_key(spec)
+            except errors.ConfigError:
+                continue
+            known = [m for m in self.catalog.models() if m.startswith(f"{name}/")]
+            for model in [*known, *(f"{name}/{m}" for m in spec.models)]:
+                info = self.catalog.info(model)
+                info.provider, info.capabilities, info.owned_by = name, sorted(spec.capabilities), name
+                listed[model] = info
+        for alias, target in self.settings.aliases.items():
+            listed[alias] = self.catalog.info(self.router.resolve(target)).model_copy(update={"id": alias})
+        return sorted(listed.values(), key=lambda m: m.id)
+
     async def aclose(self) -> None:
+        """Flush logs, close the database, providers and the HTTP client."""
+        if self.writer is not None:
+            await self.writer.close()
         for provider in self._providers.values():
             await provider.aclose()
         self._providers.clear()
         await self.http.aclose()
+        if self.store is not None:
+            await self.store.close()
 
     async def __aenter__(self) -> Gateway:
         return self
@@ -123,7 +204,24 @@ class Gateway:
                 model = following
 
     def _context_window(self, model: str) -> int | None:
-        return None
+        return self.catalog.context_window(model)
+
+    def _check_context(self, request: ChatRequest, model: str) -> None:
+        """Fail before any network call when the prompt cannot fit the model's context window."""
+        window = self._context_window(model)
+        if window is None:
+            return
+        # Cheap bound first: a token is at least one byte, so a short prompt never needs counting.
+        size = sum(len(m.model_dump_json().encode()) for m in [*request.messages, *(request.tools or [])])
+        if size < window:
+            return
+        needed = tokens.estimate_request_tokens(request.model_copy(update={"model": model}))
+        if needed > window:
+            raise errors.ContextWindowExceededError(
+                f"this request needs about {needed} tokens but {model} has a {window}-token context window",
+                model=model,
+                param="messages",
+            )
 
     async def _serve(self, call: Call, model: str, deadline: Deadline) -> Outcome:
         provider_name, upstream = split_model(model, self.specs)
@@ -149,6 +247,7 @@ class Gateway:
             self._served(call, provider_name, model)
             response.modelyard = call.info
             return response
+        self._check_context(call.chat_request, model)
         rules = spec.rules_for(upstream)
         request, dropped = adjust_request(
             call.chat_request.model_copy(update={"model": upstream}),

@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from modelyard.config import Settings, load_settings
+from modelyard.errors import NotFoundError
 from modelyard.pipeline import CallOptions, ChatStream
 from modelyard.sdk.transport import InProcessTransport, RemoteTransport, Transport
+from modelyard.storage.base import Conversation
 from modelyard.types.chat import ChatChunk, ChatRequest, ChatResponse, Message
 from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from modelyard.types.models import ModelInfo
@@ -117,9 +119,7 @@ class AsyncClient:
         data = {"model": model or default, "messages": [_plain(m) for m in messages], **params}
         return parse_model(ChatRequest, data)
 
-    async def chat(
-        self, model: str | None = None, messages: MessagesInput = (), **kwargs: Any
-    ) -> ChatResponse:
+    async def chat(self, model: str | None = None, messages: MessagesInput = (), **kwargs: Any) -> ChatResponse:
         """A complete chat completion. Extra keyword arguments are OpenAI parameters or call options
         (``timeout``, ``max_retries``, ``fallbacks``, ``metadata``, ``extra_headers``, ``extra_body``, ``tags``)."""
         options, params = _split(kwargs)
@@ -137,7 +137,32 @@ class AsyncClient:
         return await self._transport.embed(request, options)
 
     async def models(self) -> list[ModelInfo]:
+        """Models usable with the current keys."""
         return await self._transport.models()
+
+    async def create_conversation(
+        self, *, title: str = "", model: str | None = None, system_prompt: str | None = None
+    ) -> Conversation:
+        """Start a saved conversation; pass its ``id`` as ``conversation_id=`` to chat in it."""
+        store = await self.gateway.stores()
+        created: Conversation = await store.conversations.create(
+            Conversation(title=title, model=model, system_prompt=system_prompt)
+        )
+        return created
+
+    async def conversation(self, conversation_id: str) -> Conversation | None:
+        """A saved conversation with its messages (reasoning and tool calls included)."""
+        store = await self.gateway.stores()
+        found: Conversation | None = await store.conversations.get(conversation_id)
+        return found
+
+    async def fork_conversation(self, conversation_id: str, at_message: int) -> Conversation:
+        """A copy of a conversation up to and including message ``at_message``; continue it on any model."""
+        store = await self.gateway.stores()
+        forked: Conversation | None = await store.conversations.fork(conversation_id, at_message)
+        if forked is None:
+            raise NotFoundError(f"no conversation {conversation_id!r}", param="conversation_id")
+        return forked
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -150,7 +175,14 @@ class AsyncClient:
 
 
 _OPTION_NAMES = {
-    "timeout", "max_retries", "fallbacks", "metadata", "extra_headers", "extra_body", "tags", "conversation_id"
+    "timeout",
+    "max_retries",
+    "fallbacks",
+    "metadata",
+    "extra_headers",
+    "extra_body",
+    "tags",
+    "conversation_id",
 }
 
 

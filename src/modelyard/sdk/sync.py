@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from modelyard.config import Settings
 from modelyard.sdk.client import AsyncClient, MessagesInput, StreamHandle
+from modelyard.storage.base import Conversation
 from modelyard.types.chat import ChatChunk, ChatResponse
 from modelyard.types.embeddings import EmbeddingResponse
 from modelyard.types.models import ModelInfo
@@ -87,6 +88,18 @@ class Client:
 
     def models(self) -> list[ModelInfo]:
         return self._runner.run(self._async.models())
+
+    def create_conversation(
+        self, *, title: str = "", model: str | None = None, system_prompt: str | None = None
+    ) -> Conversation:
+        """Start a saved conversation; pass its ``id`` as ``conversation_id=`` to chat in it."""
+        return self._runner.run(self._async.create_conversation(title=title, model=model, system_prompt=system_prompt))
+
+    def conversation(self, conversation_id: str) -> Conversation | None:
+        return self._runner.run(self._async.conversation(conversation_id))
+
+    def fork_conversation(self, conversation_id: str, at_message: int) -> Conversation:
+        return self._runner.run(self._async.fork_conversation(conversation_id, at_message))
 
     def close(self) -> None:
         if not self._closed:
