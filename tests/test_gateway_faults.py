@@ -69,8 +69,9 @@ async def test_x_should_retry_both_ways(gateway: Gateway, upstream: ScriptedServ
         await gateway.chat(HELLO)
     assert len(upstream.requests) == 1
     upstream.requests.clear()
-    upstream.script(Reply(status=400, headers={"x-should-retry": "true"}, json={"error": {"message": "again"}}),
-                    CASES.plain)
+    upstream.script(
+        Reply(status=400, headers={"x-should-retry": "true"}, json={"error": {"message": "again"}}), CASES.plain
+    )
     assert (await gateway.chat(HELLO)).text == "Hello there!"
     assert len(upstream.requests) == 2
 

@@ -12,8 +12,17 @@ from modelyard.retry import backoff, parse_retry_after, parse_should_retry, shou
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("20", 20.0), ("0", 0.0), ("-10", -10.0), ("60", 60.0), ("1.5", 1.5), ("inf", None), ("nan", None), ("", None),
-     ("garbage", None)],
+    [
+        ("20", 20.0),
+        ("0", 0.0),
+        ("-10", -10.0),
+        ("60", 60.0),
+        ("1.5", 1.5),
+        ("inf", None),
+        ("nan", None),
+        ("", None),
+        ("garbage", None),
+    ],
 )
 def test_parse_retry_after_seconds(header: str, expected: float | None) -> None:
     assert parse_retry_after({"retry-after": header}) == expected
@@ -63,7 +72,9 @@ def test_should_retry_stops_at_max() -> None:
     assert should_retry(errors.RateLimitError("x"), 2, 2) is False
 
 
-@pytest.mark.parametrize(("n", "low", "high"), [(0, 0.375, 0.5), (1, 0.75, 1.0), (2, 1.5, 2.0), (3, 3.0, 4.0), (6, 6, 8)])
+@pytest.mark.parametrize(
+    ("n", "low", "high"), [(0, 0.375, 0.5), (1, 0.75, 1.0), (2, 1.5, 2.0), (3, 3.0, 4.0), (6, 6, 8)]
+)
 def test_backoff_bounds(n: int, low: float, high: float) -> None:
     assert backoff(n, rand=0.0) == pytest.approx(high)
     assert backoff(n, rand=1.0) == pytest.approx(low)

@@ -33,19 +33,25 @@ def completion(message: dict[str, Any], finish: str) -> dict[str, Any]:
 
 def chunk(delta: dict[str, Any] | None, finish: str | None = None, usage: Any = None) -> bytes:
     choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-    return sse_json({
-        "id": "chatcmpl-scrubbed",
-        "object": "chat.completion.chunk",
-        "created": 1761000000,
-        "model": "gpt-4o-mini-2024-07-18",
-        "system_fingerprint": "fp_scrubbed",
-        "choices": choices,
-        "usage": usage,
-    })
+    return sse_json(
+        {
+            "id": "chatcmpl-scrubbed",
+            "object": "chat.completion.chunk",
+            "created": 1761000000,
+            "model": "gpt-4o-mini-2024-07-18",
+            "system_fingerprint": "fp_scrubbed",
+            "choices": choices,
+            "usage": usage,
+        }
+    )
 
 
 DONE = b"data: [DONE]\n\n"
-TOOL_CALL = {"id": "call_scrubbed", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
+TOOL_CALL = {
+    "id": "call_scrubbed",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+}
 
 STREAM = [
     chunk({"role": "assistant", "content": "", "refusal": None}),
@@ -56,9 +62,20 @@ STREAM = [
     DONE,
 ]
 TOOL_STREAM = [
-    chunk({"role": "assistant", "content": None, "tool_calls": [
-        {"index": 0, "id": "call_scrubbed", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
-    ]}),
+    chunk(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "index": 0,
+                    "id": "call_scrubbed",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": ""},
+                }
+            ],
+        }
+    ),
     chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"ci'}}]}),
     chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'ty":"Paris"}'}}]}),
     chunk({}, "tool_calls"),

@@ -79,9 +79,7 @@ class ScriptedServer:
             body: Any = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
             body = raw
-        self.requests.append(
-            Recorded(request.method, request.path, dict(request.query), dict(request.headers), body)
-        )
+        self.requests.append(Recorded(request.method, request.path, dict(request.query), dict(request.headers), body))
         reply = self._next()
         if reply.delay:
             await asyncio.sleep(reply.delay)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -94,7 +93,7 @@ class HttpClient:
                 yield response
         except errors.ModelyardError:
             raise
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise errors.TimeoutError(
                 f"upstream timed out ({type(exc).__name__})", provider=provider, model=model
             ) from exc
@@ -120,7 +119,13 @@ class HttpClient:
     ) -> tuple[Any, Mapping[str, str]]:
         """POST JSON, return (parsed body, headers)."""
         async with self.request(
-            "POST", url, json=body, headers=headers, timeouts=timeouts, provider=provider, model=model,
+            "POST",
+            url,
+            json=body,
+            headers=headers,
+            timeouts=timeouts,
+            provider=provider,
+            model=model,
             parse_error=parse_error,
         ) as response:
             raw = await response.read()
@@ -165,9 +170,7 @@ async def translate_error(
     )
 
 
-def openai_error_parser(
-    status: int, body: Any
-) -> tuple[type[errors.ModelyardError] | None, str | None, str | None]:
+def openai_error_parser(status: int, body: Any) -> tuple[type[errors.ModelyardError] | None, str | None, str | None]:
     """Read the OpenAI error envelope: ``{"error": {"message", "type", "code", "param"}}``."""
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, str):

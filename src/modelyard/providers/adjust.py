@@ -23,15 +23,19 @@ def adjust_request(
     for rule in rules:
         if rule.no_tools and data.get("tools"):
             raise errors.UnsupportedOperationError(
-                f"{provider}/{request.model} does not support tool calling", provider=provider,
-                model=request.model, param="tools",
+                f"{provider}/{request.model} does not support tool calling",
+                provider=provider,
+                model=request.model,
+                param="tools",
             )
         for name in rule.drop:
             if name in data and name not in _CORE_FIELDS:
                 if strict:
                     raise errors.UnsupportedParameterError(
-                        f"{provider}/{request.model} does not accept '{name}'", provider=provider,
-                        model=request.model, param=name,
+                        f"{provider}/{request.model} does not accept '{name}'",
+                        provider=provider,
+                        model=request.model,
+                        param=name,
                     )
                 data.pop(name)
                 dropped.append(name)

@@ -158,7 +158,9 @@ def _deltas(reply: FakeReply, text: str) -> list[Delta]:
     for i, (name, args) in enumerate(reply.tool_calls):
         call = _tool_call(i, name, args)
         deltas.append(
-            Delta(tool_calls=[ToolCallDelta(index=i, id=call.id, type="function", function=FunctionCallDelta(name=name))])
+            Delta(
+                tool_calls=[ToolCallDelta(index=i, id=call.id, type="function", function=FunctionCallDelta(name=name))]
+            )
         )
         for piece in _halves(call.function.arguments):
             deltas.append(Delta(tool_calls=[ToolCallDelta(index=i, function=FunctionCallDelta(arguments=piece))]))
