@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     spill_dir: str | None = Field(default=None, description="where log rows wait while the database is down")
     redact_patterns: list[str] = Field(default_factory=list, description="extra regexes masked before storage")
     redact_pii: list[str] = Field(default_factory=list, description="built-in PII maskers to enable: email, phone")
+    master_key: str | None = Field(default=None, description="admin key for the server; required off loopback")
+    key_secret: str | None = Field(
+        default=None, description="HMAC secret for virtual-key hashes; default: a random one kept in the data folder"
+    )
     config_file: str | None = None
 
     @classmethod

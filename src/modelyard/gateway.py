@@ -6,13 +6,15 @@ Every shell (SDK, CLI, HTTP server, workbench) calls ``Gateway.chat / stream / e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from modelyard import errors
-from modelyard.config import Settings, load_settings
+from modelyard.config import Settings, data_dir, load_settings
 from modelyard import tokens
 from modelyard.gateway_middleware import load_middleware
 from modelyard.middleware.accounting import CostMiddleware, Priced
@@ -95,6 +97,19 @@ class Gateway:
             await self.start()
         assert self.store is not None
         return self.store
+
+    def key_secret(self) -> str:
+        """The HMAC secret for virtual keys: from settings, else generated once into the data folder."""
+        if self.settings.key_secret:
+            return self.settings.key_secret
+        path = data_dir() / "key_secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_hex(32))
+        return path.read_text().strip()
 
     async def _run(self, call: Call) -> Outcome:
         if self._handle is None:
