@@ -86,6 +86,20 @@ class LocalSettings(_Frozen):
     embedding_model: str = "smollm2"
 
 
+class ServerSettings(_Frozen):
+    """The HTTP server's limits (see docs/operations.md for the reasoning behind each default)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=4000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    header_timeout: float = Field(default=10.0, gt=0, description="seconds to send the request headers")
+    max_concurrency: int = Field(default=512, ge=1, description="in-flight requests before answering 503")
+    first_token_timeout: float = Field(default=300.0, gt=0, description="seconds to the first streamed chunk")
+    stream_idle_timeout: float = Field(default=300.0, gt=0, description="seconds between streamed chunks")
+    drain_seconds: float = Field(default=30.0, ge=0, description="SIGTERM: time for in-flight requests")
+    cors_origins: list[str] = Field(default_factory=list, description="CORS is off unless origins are listed")
+
+
 class Settings(BaseSettings):
     """Everything modelyard can be told. Immutable once built."""
 
@@ -103,6 +117,7 @@ class Settings(BaseSettings):
     strict_params: bool = False
     http: HttpSettings = Field(default_factory=HttpSettings)
     local: LocalSettings = Field(default_factory=LocalSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     middleware: list[str] = Field(default_factory=list, description="'module:callable' factories")
     app_name: str = "modelyard"
     app_url: str = "https://github.com/modelyard/modelyard"

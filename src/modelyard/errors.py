@@ -44,6 +44,7 @@ class ModelyardError(Exception):
         self.param = param
         self.should_retry = should_retry  # an upstream's ``x-should-retry`` verdict, when it gave one
         self.body = body
+        self.upstream_attempts = 0  # set by the gateway: how many upstream attempts were made before this
 
     @property
     def is_retryable(self) -> bool:

@@ -99,9 +99,14 @@ class Gateway:
         return self.store
 
     def key_secret(self) -> str:
-        """The HMAC secret for virtual keys: from settings, else generated once into the data folder."""
-        if self.settings.key_secret:
-            return self.settings.key_secret
+        """The HMAC secret for virtual keys (see ``key_secret_for``)."""
+        return self.key_secret_for(self.settings)
+
+    @staticmethod
+    def key_secret_for(settings: Settings) -> str:
+        """From settings, else generated once into the data folder (shared by every process on the machine)."""
+        if settings.key_secret:
+            return settings.key_secret
         path = data_dir() / "key_secret"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,6 +162,18 @@ class Gateway:
             )
         return key or None
 
+    def readiness(self, model: str) -> str:
+        """"ok" when ``model`` can be served now (provider known, key present, local weights found)."""
+        try:
+            name, upstream = split_model(self.router.resolve(model), self.specs)
+            self.api_key(self.specs[name])
+            check = getattr(self.provider(name), "check", None)
+            if check is not None:
+                check(upstream)
+        except errors.ModelyardError as exc:
+            return f"error: {exc.message}"
+        return "ok"
+
     def price(self, model: str, usage: Usage) -> Priced:
         """The cost of ``usage`` on ``provider/model``: billed by the provider when it says, else computed."""
         cost = self.catalog.charge(model, usage)
@@ -171,7 +188,9 @@ class Gateway:
             except errors.ConfigError:
                 continue
             known = [m for m in self.catalog.models() if m.startswith(f"{name}/")]
-            for model in [*known, *(f"{name}/{m}" for m in spec.models)]:
+            local = getattr(self.provider(name), "available_models", None) if not spec.requires_key else None
+            served = [*spec.models, *(local() if local is not None else [])]
+            for model in [*known, *(f"{name}/{m}" for m in served)]:
                 info = self.catalog.info(model)
                 info.provider, info.capabilities, info.owned_by = name, sorted(spec.capabilities), name
                 listed[model] = info
@@ -214,6 +233,7 @@ class Gateway:
                 following = remaining[0] if skip_unconfigured and remaining else None
                 following = following or next_candidate(exc, model, remaining, self._context_window)
                 if following is None or deadline.remaining() <= 0:
+                    exc.upstream_attempts = len(call.attempts)
                     raise
                 remaining = remaining[remaining.index(following) + 1 :]
                 model = following

@@ -1,0 +1,96 @@
+"""Small request/response helpers shared by the routes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelyard import errors
+from modelyard.pipeline import CallOptions
+from modelyard.types.chat import ModelyardInfo
+
+T = TypeVar("T")
+
+# Request-body fields modelyard reads itself (not sent upstream).
+GATEWAY_FIELDS = ("fallbacks", "tags", "conversation_id", "timeout", "max_retries")
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The JSON object body, or a 400 naming the problem."""
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise errors.BadRequestError(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise errors.BadRequestError("request body must be a JSON object", code="invalid_json")
+    return data
+
+
+def call_options(request: Request, body: dict[str, Any]) -> CallOptions:
+    """Per-call options from gateway-only body fields and ``x-modelyard-*`` headers (removed from ``body``)."""
+    extra = {name: body.pop(name) for name in GATEWAY_FIELDS if name in body}
+    tags = extra.get("tags") or [t.strip() for t in request.headers.get("x-modelyard-tags", "").split(",") if t.strip()]
+    fallbacks = extra.get("fallbacks")
+    if fallbacks is not None and not (isinstance(fallbacks, list) and all(isinstance(f, str) for f in fallbacks)):
+        raise errors.BadRequestError("fallbacks must be a list of model names", param="fallbacks")
+    timeout = extra.get("timeout")
+    if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+        raise errors.BadRequestError("timeout must be a positive number of seconds", param="timeout")
+    return CallOptions(
+        timeout=float(timeout) if timeout is not None else None,
+        fallbacks=fallbacks,
+        tags=[str(t) for t in tags] if isinstance(tags, list) else [],
+        caller=getattr(request.state, "caller", "local"),
+        conversation_id=extra.get("conversation_id") or request.headers.get("x-modelyard-conversation-id"),
+        metadata=dict(body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {},
+    )
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, headers=headers, media_type="application/json")
+
+
+def info_headers(info: ModelyardInfo | None, started: float) -> dict[str, str]:
+    """What modelyard did for this request, in response headers."""
+    if info is None:
+        return {}
+    headers = {"x-request-id": info.request_id}
+    if info.provider:
+        headers["x-modelyard-provider"] = info.provider
+    if info.served_model:
+        headers["x-modelyard-model"] = info.served_model
+    models = [a.model for a in info.attempts]
+    headers["x-modelyard-retries"] = str(max(0, len(models) - len(set(models))))
+    headers["x-modelyard-fallbacks"] = str(max(0, len(set(models)) - 1))
+    if info.cost is not None:
+        headers["x-modelyard-cost"] = f"{info.cost:.10f}".rstrip("0").rstrip(".") or "0"
+    upstream_ms = sum(a.latency_ms or 0 for a in info.attempts)
+    headers["x-modelyard-overhead-ms"] = f"{max(0.0, (time.monotonic() - started) * 1000 - upstream_ms):.3f}"
+    if info.cache_hit:
+        headers["x-modelyard-cache"] = "hit"
+    return headers
+
+
+async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Run ``work``; if the client disconnects first, cancel it (so the upstream call stops at once)."""
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                task.cancel()
+                return
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await task
+    finally:
+        watcher.cancel()

@@ -1,0 +1,96 @@
+"""Prometheus metrics, fed by a gateway middleware (per logical request) and served at ``/metrics``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelyard.pipeline import Call, ChatStream, Handler, Outcome
+from modelyard.types.chat import ChatChunk, ChatResponse
+from modelyard.types.embeddings import EmbeddingResponse
+from modelyard.types.usage import Usage
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    """The gateway's metrics in their own registry (so several apps can live in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("modelyard_requests", "Logical requests", ["kind", "model", "status"], registry=r)
+        self.latency = Histogram(
+            "modelyard_request_seconds", "Request latency", ["kind"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.ttft = Histogram("modelyard_ttft_seconds", "Time to first token", buckets=LATENCY_BUCKETS, registry=r)
+        self.tokens = Counter("modelyard_tokens", "Tokens", ["model", "type"], registry=r)
+        self.cost = Counter("modelyard_cost_usd", "Cost in USD", ["model"], registry=r)
+        self.errors = Counter("modelyard_errors", "Errors by type", ["type"], registry=r)
+        self.in_flight = Gauge("modelyard_in_flight", "Requests in flight", registry=r)
+        self.retries = Counter("modelyard_retries", "Upstream retries", registry=r)
+        self.fallbacks = Counter("modelyard_fallbacks", "Requests served by a fallback model", registry=r)
+        self.cache_hits = Counter("modelyard_cache_hits", "Responses served from cache", registry=r)
+
+    async def endpoint(self, request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type="text/plain; version=0.0.4")
+
+
+class MetricsMiddleware:
+    """Counts every logical request once, when it ends (streams included)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.m = metrics
+
+    async def __call__(self, call: Call, next: Handler) -> Outcome:
+        self.m.in_flight.inc()
+        try:
+            outcome = await next(call)
+        except BaseException as exc:
+            self.m.in_flight.dec()
+            self._finish(call, "error", None, type(exc).__name__)
+            raise
+        if isinstance(outcome, ChatResponse | EmbeddingResponse):
+            self.m.in_flight.dec()
+            self._finish(call, "ok", outcome.usage, None)
+            return outcome
+        return outcome.wrap(lambda source: self._counted(call, source))
+
+    async def _counted(self, call: Call, source: ChatStream) -> AsyncIterator[ChatChunk]:
+        usage, error, first = None, None, True
+        try:
+            async for chunk in source:
+                if first and chunk.choices:
+                    self.m.ttft.observe(time.monotonic() - call.started)
+                    first = False
+                usage = chunk.usage or usage
+                yield chunk
+        except BaseException as exc:
+            error = type(exc).__name__
+            raise
+        finally:
+            await source.aclose()
+            self.m.in_flight.dec()
+            self._finish(call, "error" if error else "ok", usage, error)
+
+    def _finish(self, call: Call, status: str, usage: Usage | None, error: str | None) -> None:
+        info, model = call.info, call.info.served_model or call.request.model
+        self.m.requests.labels(call.kind, model, status).inc()
+        self.m.latency.labels(call.kind).observe(time.monotonic() - call.started)
+        if error:
+            self.m.errors.labels(error).inc()
+        if usage is not None:
+            self.m.tokens.labels(model, "prompt").inc(usage.prompt_tokens)
+            self.m.tokens.labels(model, "completion").inc(usage.completion_tokens)
+        if info.cost:
+            self.m.cost.labels(model).inc(info.cost)
+        models = [a.model for a in info.attempts]
+        self.m.retries.inc(max(0, len(models) - len(set(models))))
+        if len(set(models)) > 1:
+            self.m.fallbacks.inc()
+        if info.cache_hit:
+            self.m.cache_hits.inc()

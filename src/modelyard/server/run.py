@@ -1,0 +1,61 @@
+"""``modelyard serve``: uvicorn (uvloop + httptools) over the app factory, refusing insecure exposure."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+
+import uvicorn
+from starlette.applications import Starlette
+
+from modelyard.config import CONFIG_ENV, Settings, load_settings
+from modelyard.errors import ConfigError
+from modelyard.server.app import create_app
+from modelyard.server.protocol import HeaderTimeoutProtocol
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and names that resolve only to loopback addresses."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def build_app() -> Starlette:
+    """App factory for uvicorn workers (settings from env and the config file)."""
+    return create_app(load_settings())
+
+
+def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level: str = "warning") -> None:
+    """Run the server until SIGTERM/SIGINT; in-flight requests get ``server.drain_seconds`` to finish."""
+    if not is_loopback(host) and not settings.master_key:
+        raise ConfigError(
+            f"refusing to listen on {host} without a master key: set MODELYARD_MASTER_KEY (or master_key in "
+            "modelyard.yaml), or bind to 127.0.0.1"
+        )
+    if settings.config_file:
+        os.environ[CONFIG_ENV] = settings.config_file
+    os.environ["MODELYARD_SERVER__HEADER_TIMEOUT"] = str(settings.server.header_timeout)
+    HeaderTimeoutProtocol.header_timeout = settings.server.header_timeout
+    uvicorn.run(
+        "modelyard.server.run:build_app" if workers > 1 else create_app(settings),
+        factory=workers > 1,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http=HeaderTimeoutProtocol,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=int(settings.server.drain_seconds),
+        log_level=log_level,
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+    )

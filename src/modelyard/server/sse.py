@@ -1,0 +1,73 @@
+"""Serve a ``ChatStream`` as OpenAI server-sent events, with timeouts and correct failure framing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import orjson
+
+from modelyard import errors
+from modelyard.pipeline import ChatStream
+from modelyard.server.errors import error_event
+from modelyard.streaming import SSE_DONE
+from modelyard.types.chat import ChatChunk
+
+ChunkEncoder = Callable[[ChatChunk], bytes | None]
+
+
+def openai_chunk_bytes(include_usage: bool, model: str) -> ChunkEncoder:
+    """Encode chunks as ``data: {...}``; usage-only chunks go out only when the client asked for usage."""
+
+    def encode(chunk: ChatChunk) -> bytes | None:
+        if chunk.usage is not None and not chunk.choices and not include_usage:
+            return None
+        data = chunk.model_dump(exclude_none=True, exclude={"modelyard"})
+        data["model"] = model
+        data.setdefault("choices", [])
+        if include_usage and "usage" not in data:
+            data["usage"] = None
+        return b"data: " + orjson.dumps(data) + b"\n\n"
+
+    return encode
+
+
+async def paced(stream: ChatStream, first_token_timeout: float, idle_timeout: float) -> AsyncIterator[ChatChunk]:
+    """The stream's chunks, failing with ``TimeoutError`` when the first or the next chunk is too slow."""
+    timeout, kind = first_token_timeout, "first chunk"
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                chunk = await stream.__anext__()
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise errors.TimeoutError(f"no {kind} from the model within {timeout:g}s") from None
+        timeout, kind = idle_timeout, "next chunk"
+        yield chunk
+
+
+async def sse_body(
+    stream: ChatStream,
+    encode: ChunkEncoder,
+    *,
+    first_token_timeout: float,
+    idle_timeout: float,
+    done: bytes | None = SSE_DONE,
+    on_error: Callable[[BaseException], bytes] = error_event,
+) -> AsyncIterator[bytes]:
+    """Yield SSE frames; a failure after the start becomes an error event and the stream ends without [DONE]."""
+    try:
+        async for chunk in paced(stream, first_token_timeout, idle_timeout):
+            frame = encode(chunk)
+            if frame is not None:
+                yield frame
+        if done:
+            yield done
+    except errors.ModelyardError as exc:
+        yield on_error(exc)
+    except Exception as exc:  # a bug: still tell the client the stream failed instead of ending quietly
+        yield on_error(exc)
+        raise
+    finally:
+        await stream.aclose()
