@@ -88,7 +88,7 @@ class Gateway:
                         pricer=self.price,
                     )
                 )
-            chain += [CostMiddleware(self.price), *self._extra_middleware]
+            chain += [*self._extra_middleware, CostMiddleware(self.price)]  # hooks see the final cost
             self._handle = compose(chain, self._dispatch)
 
     async def stores(self) -> SQLStore:

@@ -7,6 +7,7 @@ Each scripted reply is consumed in order (the last one repeats). A reply can be 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,7 @@ class ScriptedServer:
     def __init__(self) -> None:
         self.replies: list[Reply] = []
         self.requests: list[Recorded] = []
+        self.disconnects: list[float] = []  # monotonic times at which a client went away mid-reply
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -73,6 +75,16 @@ class ScriptedServer:
             return Reply(status=500, json={"error": {"message": "no reply scripted"}})
         return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
 
+    async def _wait(self, request: web.Request, seconds: float) -> bool:
+        """Sleep, watching the connection: False (and the time recorded) when the client goes away."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if request.transport is None or request.transport.is_closing():
+                self.disconnects.append(time.monotonic())
+                return False
+            await asyncio.sleep(min(0.02, max(0.0, end - time.monotonic())))
+        return True
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         try:
@@ -81,8 +93,8 @@ class ScriptedServer:
             body = raw
         self.requests.append(Recorded(request.method, request.path, dict(request.query), dict(request.headers), body))
         reply = self._next()
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
+        if reply.delay and not await self._wait(request, reply.delay):
+            return web.Response(status=499)
         if reply.sse is None:
             data = reply.body if reply.body is not None else orjson.dumps(reply.json)
             headers = {"Content-Type": "application/json", **reply.headers}
@@ -96,8 +108,12 @@ class ScriptedServer:
                 assert request.transport is not None
                 request.transport.abort()
                 return response
-            await response.write(event)
-            if reply.chunk_delay:
-                await asyncio.sleep(reply.chunk_delay)
+            try:
+                await response.write(event)
+            except ConnectionError:
+                self.disconnects.append(time.monotonic())
+                return response
+            if reply.chunk_delay and not await self._wait(request, reply.chunk_delay):
+                return response
         await response.write_eof()
         return response

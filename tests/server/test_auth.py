@@ -1,0 +1,149 @@
+"""Master key, virtual keys (hash-only, scoped, budgeted, rate-limited), raw-path decisions, CORS, exposure."""
+
+from __future__ import annotations
+
+import pathlib
+import sqlite3
+from collections.abc import Iterator
+
+import httpx2
+import openai
+import pytest
+
+from modelyard import errors
+from modelyard.config import Settings
+from modelyard.providers.fake import FakeReply
+from modelyard.server.run import is_loopback, serve
+from modelyard.types.usage import Usage
+from tests.server.conftest import fake_of, server_settings
+from tests.support.live_server import LiveServer
+
+MASTER = "sk-master-test-0123456789"
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def secured(tmp_path: pathlib.Path) -> Iterator[LiveServer]:
+    settings = server_settings(tmp_path, master_key=MASTER, prices={"fake/paid": {"input": 1e6, "output": 1e6}})
+    server = LiveServer(settings).start()
+    yield server
+    server.stop()
+
+
+def sdk(live: LiveServer, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{live.url}/v1", api_key=key, max_retries=0)
+
+
+def make_key(live: LiveServer, **fields: object) -> dict[str, object]:
+    response = httpx2.post(f"{live.url}/admin/keys", json={"name": "k", **fields},
+                           headers={"Authorization": f"Bearer {MASTER}"})
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_master_key_required(secured: LiveServer) -> None:
+    with pytest.raises(openai.AuthenticationError):
+        sdk(secured, "wrong").chat.completions.create(model="fake/m", messages=HELLO)  # type: ignore[arg-type]
+    assert httpx2.post(f"{secured.url}/v1/chat/completions", json={}).status_code == 401
+    ok = sdk(secured, MASTER).chat.completions.create(model="fake/m", messages=HELLO)  # type: ignore[arg-type]
+    assert ok.choices[0].message.content == "hi"
+    response = httpx2.post(f"{secured.url}/v1/chat/completions", headers={"x-api-key": MASTER},
+                           json={"model": "fake/m", "messages": HELLO})
+    assert response.status_code == 200
+    assert httpx2.get(f"{secured.url}/health").status_code == 200
+
+
+def test_virtual_key_is_shown_once_and_stored_as_hash(secured: LiveServer, tmp_path: pathlib.Path) -> None:
+    created = make_key(secured)
+    plaintext = str(created["key"])
+    assert plaintext.startswith("sk-my-") and len(plaintext) > 40
+    listed = httpx2.get(f"{secured.url}/admin/keys", headers={"Authorization": f"Bearer {MASTER}"}).json()
+    assert plaintext not in str(listed)
+    dump = "\n".join(sqlite3.connect(tmp_path / "server.db").iterdump())
+    assert plaintext not in dump and plaintext[6:20] not in dump
+    answer = sdk(secured, plaintext).chat.completions.create(model="fake/m", messages=HELLO)  # type: ignore[arg-type]
+    assert answer.choices[0].message.content == "hi"
+
+
+def test_virtual_key_cannot_reach_admin_or_mint_keys(secured: LiveServer) -> None:
+    key = str(make_key(secured)["key"])
+    for method, path in (("GET", "/admin/keys"), ("POST", "/admin/keys"), ("GET", "/admin/logs"), ("GET", "/metrics")):
+        response = httpx2.request(method, f"{secured.url}{path}", json={"name": "x"},
+                                  headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 403, path
+
+
+def test_allowed_models(secured: LiveServer) -> None:
+    key = str(make_key(secured, allowed_models=["fake/ok*"])["key"])
+    sdk(secured, key).chat.completions.create(model="fake/ok-1", messages=HELLO)  # type: ignore[arg-type]
+    with pytest.raises(openai.PermissionDeniedError):
+        sdk(secured, key).chat.completions.create(model="fake/other", messages=HELLO)  # type: ignore[arg-type]
+
+
+def test_budget_exhaustion_is_insufficient_quota_without_retry(secured: LiveServer) -> None:
+    key = str(make_key(secured, budget=0.5)["key"])
+    fake_of(secured).queue(FakeReply(text="x", usage=Usage.of(1, 0)))  # 1 token at $1/token = $1
+    sdk(secured, key).chat.completions.create(model="fake/paid", messages=HELLO)  # type: ignore[arg-type]
+    with pytest.raises(openai.RateLimitError) as info:
+        sdk(secured, key).chat.completions.create(model="fake/paid", messages=HELLO)  # type: ignore[arg-type]
+    assert info.value.code == "insufficient_quota"
+    assert info.value.response.headers["x-should-retry"] == "false"
+
+
+def test_key_rpm_limit(secured: LiveServer) -> None:
+    key = str(make_key(secured, rpm=2)["key"])
+    client = sdk(secured, key)
+    client.chat.completions.create(model="fake/m", messages=HELLO)  # type: ignore[arg-type]
+    client.chat.completions.create(model="fake/m", messages=HELLO)  # type: ignore[arg-type]
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="fake/m", messages=HELLO)  # type: ignore[arg-type]
+    assert info.value.code == "rate_limit_exceeded"
+    assert int(info.value.response.headers["retry-after"]) >= 1
+
+
+def test_revoked_key_is_refused(secured: LiveServer) -> None:
+    created = make_key(secured)
+    revoked = httpx2.delete(f"{secured.url}/admin/keys/{created['id']}", headers={"Authorization": f"Bearer {MASTER}"})
+    assert revoked.status_code == 200
+    with pytest.raises(openai.AuthenticationError):
+        sdk(secured, str(created["key"])).chat.completions.create(model="fake/m", messages=HELLO)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("host", ["x/?", "x/#", "x@y", "ünïcode", "..", "127.0.0.1/health"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/admin/keys", "/v1/models", "/metrics"])
+def test_host_header_never_bypasses_auth(secured: LiveServer, host: str, path: str) -> None:
+    response = httpx2.get(f"{secured.url}{path}", headers={"Host": host.encode("utf-8")})
+    assert response.status_code in (400, 401, 405), (host, path, response.status_code)
+
+
+@pytest.mark.parametrize("path", ["/health/../admin/keys", "/./admin/keys", "//admin/keys", "/ADMIN/keys"])
+def test_path_tricks_never_bypass_auth(secured: LiveServer, path: str) -> None:
+    with httpx2.Client() as client:
+        request = client.build_request("GET", f"{secured.url}/x")
+        request.url = request.url.copy_with(raw_path=path.encode())
+        response = client.send(request)
+    assert response.status_code in (401, 404), (path, response.status_code)
+
+
+def test_cors_is_off_by_default(secured: LiveServer) -> None:
+    response = httpx2.options(f"{secured.url}/v1/chat/completions", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_cors_star_never_allows_credentials(tmp_path: pathlib.Path) -> None:
+    server = LiveServer(server_settings(tmp_path, server={"cors_origins": ["*"]})).start()
+    try:
+        response = httpx2.options(f"{server.url}/v1/chat/completions", headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+        assert response.headers.get("access-control-allow-origin") == "*"
+        assert response.headers.get("access-control-allow-credentials") != "true"
+    finally:
+        server.stop()
+
+
+def test_refuses_to_listen_publicly_without_master_key() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0")
+    with pytest.raises(errors.ConfigError, match="master key"):
+        serve(Settings(), "0.0.0.0", 0)

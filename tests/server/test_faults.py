@@ -1,0 +1,166 @@
+"""Faults through the live server with a scripted upstream, each with a number in its assertion."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx2
+import openai
+import pytest
+
+from modelyard.config import ProviderSettings
+from modelyard.storage.base import RequestLog
+from tests.providers.cases_openai import CASES, STREAM
+from tests.server.conftest import server_settings
+from tests.support.live_server import LiveServer
+from tests.support.scripted_server import Reply, ScriptedServer
+
+HELLO = [{"role": "user", "content": "hello"}]
+MODEL = "up/gpt-4o-mini"
+
+
+class Upstream:
+    """A ScriptedServer running on its own loop thread (the SDK under test is synchronous)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = self._run(ScriptedServer().start())
+
+    def _run(self, coro: object) -> ScriptedServer:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        self._run(self.server.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture
+def upstream_thread() -> Iterator[ScriptedServer]:
+    up = Upstream()
+    yield up.server
+    up.stop()
+
+
+@pytest.fixture
+def live_up(tmp_path: pathlib.Path, upstream_thread: ScriptedServer) -> Iterator[LiveServer]:
+    settings = server_settings(
+        tmp_path, providers={"up": ProviderSettings(base_url=upstream_thread.url)},
+        server={"first_token_timeout": 1.0, "stream_idle_timeout": 1.0},
+    )
+    server = LiveServer(settings).start()
+    yield server
+    server.stop()
+
+
+def sdk(live: LiveServer, **kw: object) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{live.url}/v1", api_key="unused", max_retries=0, **kw)  # type: ignore[arg-type]
+
+
+def row(live: LiveServer, request_id: str | None = None) -> RequestLog:
+    async def find() -> RequestLog:
+        store = await live.gateway.stores()
+        for _ in range(100):
+            page = await store.logs.query(store_query())
+            for item in page.items:
+                if request_id is None or item.request_id == request_id:
+                    return item
+            await asyncio.sleep(0.05)
+        raise AssertionError("no log row")
+
+    return live.run(find())  # type: ignore[no-any-return]
+
+
+def store_query() -> object:
+    from modelyard.storage.base import LogQuery
+
+    return LogQuery(limit=50)
+
+
+def test_kill_mid_stream_is_an_error_event_not_a_quiet_end(live_up: LiveServer, upstream_thread: ScriptedServer) -> None:
+    upstream_thread.script(Reply(sse=STREAM, cut_after=3))
+    started = time.monotonic()
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in sdk(live_up).chat.completions.create(model=MODEL, messages=HELLO, stream=True):
+            received.append(chunk)
+    assert time.monotonic() - started < 2
+    assert len(received) == 3
+    assert len(upstream_thread.requests) == 1  # never retried after the first byte
+    assert row(live_up).status == "error"
+
+
+def test_clean_close_without_finishing_is_an_error(live_up: LiveServer, upstream_thread: ScriptedServer) -> None:
+    upstream_thread.script(Reply(sse=STREAM[:3]))
+    with httpx2.stream("POST", f"{live_up.url}/v1/chat/completions",
+                       json={"model": MODEL, "messages": HELLO, "stream": True}) as response:
+        body = b"".join(response.iter_bytes())
+    assert b'"error"' in body and b"stream_interrupted" in body
+    assert not body.endswith(b"data: [DONE]\n\n")
+
+
+def test_stall_before_first_byte_times_out(live_up: LiveServer, upstream_thread: ScriptedServer) -> None:
+    upstream_thread.script(Reply(delay=10, json=CASES.plain.json))
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as info:
+        sdk(live_up).chat.completions.create(model=MODEL, messages=HELLO, extra_body={"timeout": 1.0})
+    assert info.value.status_code == 504
+    assert time.monotonic() - started < 2.5
+
+
+def test_stream_idle_timeout(live_up: LiveServer, upstream_thread: ScriptedServer) -> None:
+    upstream_thread.script(Reply(sse=STREAM, chunk_delay=3))
+    started = time.monotonic()
+    with pytest.raises(openai.APIError):
+        for _ in sdk(live_up).chat.completions.create(model=MODEL, messages=HELLO, stream=True):
+            pass
+    assert time.monotonic() - started < 2.5  # idle timeout 1 s after the first chunk
+
+
+def test_429_storm_is_retried_then_reported_once(live_up: LiveServer, upstream_thread: ScriptedServer) -> None:
+    upstream_thread.script(Reply(status=429, headers={"retry-after-ms": "50"},
+                                 json={"error": {"message": "slow", "type": "requests", "code": "rate_limit_exceeded"}}))
+    with pytest.raises(openai.RateLimitError) as info:
+        sdk(live_up).chat.completions.create(model=MODEL, messages=HELLO)
+    assert len(upstream_thread.requests) == 3  # our 2 retries, then stop
+    assert info.value.response.headers["x-should-retry"] == "false"  # so the SDK does not multiply them
+
+
+def test_disconnect_cancels_upstream_within_a_second(live_up: LiveServer, upstream_thread: ScriptedServer) -> None:
+    upstream_thread.script(Reply(delay=10, json=CASES.plain.json))
+    left = time.monotonic()
+    with pytest.raises(httpx2.TimeoutException):
+        httpx2.post(f"{live_up.url}/v1/chat/completions", json={"model": MODEL, "messages": HELLO}, timeout=0.3)
+    left = time.monotonic()
+    deadline = left + 3
+    while not upstream_thread.disconnects and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert upstream_thread.disconnects, "upstream call was not cancelled"
+    assert upstream_thread.disconnects[0] - left < 1.0
+    assert row(live_up).status == "client_disconnected"
+
+
+def test_stream_disconnect_cancels_upstream_and_logs_delivered_tokens(
+    live_up: LiveServer, upstream_thread: ScriptedServer
+) -> None:
+    upstream_thread.script(Reply(sse=STREAM, chunk_delay=0.5))
+    with httpx2.stream("POST", f"{live_up.url}/v1/chat/completions",
+                       json={"model": MODEL, "messages": HELLO, "stream": True}) as response:
+        lines = response.iter_lines()
+        while "Hello" not in next(lines):
+            pass
+    left = time.monotonic()
+    deadline = left + 3
+    while not upstream_thread.disconnects and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert upstream_thread.disconnects and upstream_thread.disconnects[0] - left < 1.0
+    logged = row(live_up)
+    assert logged.status == "client_disconnected"
+    assert logged.response_text == "Hello" and logged.completion_tokens == 1
