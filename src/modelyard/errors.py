@@ -258,6 +258,38 @@ def error_class_for_status(status: int) -> type[ModelyardError]:
     return BadRequestError
 
 
+OPENAI_CODES: dict[str, type[ModelyardError]] = {
+    "context_length_exceeded": ContextWindowExceededError,
+    "string_above_max_length": ContextWindowExceededError,
+    "content_policy_violation": ContentPolicyError,
+    "content_filter": ContentPolicyError,
+    "insufficient_quota": BudgetExceededError,
+    "model_not_found": NotFoundError,
+    "invalid_api_key": AuthenticationError,
+    "stream_interrupted": StreamInterruptedError,
+    "not_implemented": NotImplementedByModelyardError,
+    "unsupported_parameter": UnsupportedParameterError,
+    "timeout": TimeoutError,
+}
+
+
+def openai_error_parser(status: int, body: Any) -> tuple[type[ModelyardError] | None, str | None, str | None]:
+    """Read the OpenAI error envelope ``{"error": {"message", "type", "code", "param"}}``.
+
+    Returns (error class by code/type, or None for the status default; message; code).
+    """
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, str):
+        return None, err, None
+    if not isinstance(err, dict):
+        return None, None, None
+    message = err.get("message") if isinstance(err.get("message"), str) else None
+    code = err.get("code") if isinstance(err.get("code"), str) else None
+    kind = err.get("type") if isinstance(err.get("type"), str) else None
+    cls = OPENAI_CODES.get(code or "") or OPENAI_CODES.get(kind or "")
+    return cls, message, code
+
+
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
@@ -282,4 +314,5 @@ __all__ = [
     "UnsupportedOperationError",
     "UnsupportedParameterError",
     "error_class_for_status",
+    "openai_error_parser",
 ]

@@ -168,28 +168,3 @@ async def translate_error(
         should_retry=parse_should_retry(response.headers),
         body=body,
     )
-
-
-def openai_error_parser(status: int, body: Any) -> tuple[type[errors.ModelyardError] | None, str | None, str | None]:
-    """Read the OpenAI error envelope: ``{"error": {"message", "type", "code", "param"}}``."""
-    err = body.get("error") if isinstance(body, dict) else None
-    if isinstance(err, str):
-        return None, err, None
-    if not isinstance(err, dict):
-        return None, None, None
-    message = err.get("message") if isinstance(err.get("message"), str) else None
-    code = err.get("code") if isinstance(err.get("code"), str) else None
-    kind = err.get("type") if isinstance(err.get("type"), str) else None
-    cls = OPENAI_CODES.get(code or "") or OPENAI_CODES.get(kind or "")
-    return cls, message, code
-
-
-OPENAI_CODES: dict[str, type[errors.ModelyardError]] = {
-    "context_length_exceeded": errors.ContextWindowExceededError,
-    "string_above_max_length": errors.ContextWindowExceededError,
-    "content_policy_violation": errors.ContentPolicyError,
-    "content_filter": errors.ContentPolicyError,
-    "insufficient_quota": errors.BudgetExceededError,
-    "model_not_found": errors.NotFoundError,
-    "invalid_api_key": errors.AuthenticationError,
-}

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from modelyard import errors
-from modelyard.providers._http import openai_error_parser
+from modelyard.errors import openai_error_parser
 from modelyard.providers.base import EmbedCall, ProviderCall, ProviderContext
 from modelyard.streaming import ChunkAccumulator, iter_sse
 from modelyard.types.chat import ChatChunk, ChatResponse

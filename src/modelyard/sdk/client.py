@@ -8,7 +8,8 @@ from typing import Any
 from modelyard.config import Settings, load_settings
 from modelyard.errors import NotFoundError
 from modelyard.pipeline import CallOptions, ChatStream
-from modelyard.sdk.transport import InProcessTransport, RemoteTransport, Transport
+from modelyard.sdk.remote import RemoteTransport
+from modelyard.sdk.transport import InProcessTransport, Transport
 from modelyard.storage.base import Conversation
 from modelyard.types.chat import ChatChunk, ChatRequest, ChatResponse, Message
 from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
@@ -144,22 +145,16 @@ class AsyncClient:
         self, *, title: str = "", model: str | None = None, system_prompt: str | None = None
     ) -> Conversation:
         """Start a saved conversation; pass its ``id`` as ``conversation_id=`` to chat in it."""
-        store = await self.gateway.stores()
-        created: Conversation = await store.conversations.create(
-            Conversation(title=title, model=model, system_prompt=system_prompt)
-        )
-        return created
+        conversation = Conversation(title=title, model=model, system_prompt=system_prompt)
+        return await self._transport.create_conversation(conversation)
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
         """A saved conversation with its messages (reasoning and tool calls included)."""
-        store = await self.gateway.stores()
-        found: Conversation | None = await store.conversations.get(conversation_id)
-        return found
+        return await self._transport.get_conversation(conversation_id)
 
     async def fork_conversation(self, conversation_id: str, at_message: int) -> Conversation:
         """A copy of a conversation up to and including message ``at_message``; continue it on any model."""
-        store = await self.gateway.stores()
-        forked: Conversation | None = await store.conversations.fork(conversation_id, at_message)
+        forked = await self._transport.fork_conversation(conversation_id, at_message)
         if forked is None:
             raise NotFoundError(f"no conversation {conversation_id!r}", param="conversation_id")
         return forked

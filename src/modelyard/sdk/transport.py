@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from modelyard.config import Settings
-from modelyard.errors import NotImplementedByModelyardError
 from modelyard.pipeline import CallOptions, ChatStream
+from modelyard.storage.base import Conversation
 from modelyard.types.chat import ChatRequest, ChatResponse
 from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from modelyard.types.models import ModelInfo
@@ -20,6 +20,12 @@ class Transport(Protocol):
     async def embed(self, request: EmbeddingRequest, options: CallOptions) -> EmbeddingResponse: ...
 
     async def models(self) -> list[ModelInfo]: ...
+
+    async def create_conversation(self, conversation: Conversation) -> Conversation: ...
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
+
+    async def fork_conversation(self, conversation_id: str, at_message: int) -> Conversation | None: ...
 
     async def aclose(self) -> None: ...
 
@@ -55,34 +61,21 @@ class InProcessTransport:
         models: list[ModelInfo] = await self.gateway.models()
         return models
 
+    async def create_conversation(self, conversation: Conversation) -> Conversation:
+        store = await self.gateway.stores()
+        created: Conversation = await store.conversations.create(conversation)
+        return created
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        store = await self.gateway.stores()
+        found: Conversation | None = await store.conversations.get(conversation_id)
+        return found
+
+    async def fork_conversation(self, conversation_id: str, at_message: int) -> Conversation | None:
+        store = await self.gateway.stores()
+        forked: Conversation | None = await store.conversations.fork(conversation_id, at_message)
+        return forked
+
     async def aclose(self) -> None:
         if self._gateway is not None:
             await self._gateway.aclose()
-
-
-class RemoteTransport:
-    """Talks to a modelyard server over HTTP. Not implemented yet: it lands with the HTTP server."""
-
-    def __init__(self, base_url: str, api_key: str | None) -> None:
-        self.base_url = base_url
-        self.api_key = api_key
-
-    def _missing(self) -> NotImplementedByModelyardError:
-        return NotImplementedByModelyardError(
-            f"remote mode (base_url={self.base_url!r}) is not implemented yet; use Client() in-process"
-        )
-
-    async def chat(self, request: ChatRequest, options: CallOptions) -> ChatResponse:
-        raise self._missing()
-
-    async def stream(self, request: ChatRequest, options: CallOptions) -> ChatStream:
-        raise self._missing()
-
-    async def embed(self, request: EmbeddingRequest, options: CallOptions) -> EmbeddingResponse:
-        raise self._missing()
-
-    async def models(self) -> list[ModelInfo]:
-        raise self._missing()
-
-    async def aclose(self) -> None:
-        """Nothing held yet."""

@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=_middleware(settings, resolver),
-        exception_handlers={Exception: _on_error, HTTPException: _on_http_error},
+        exception_handlers={errors.ModelyardError: _on_error, HTTPException: _on_http_error, Exception: _on_error},
         lifespan=lifespan,
     )
     app.state.gateway = gateway

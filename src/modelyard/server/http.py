@@ -43,8 +43,12 @@ def call_options(request: Request, body: dict[str, Any]) -> CallOptions:
     timeout = extra.get("timeout")
     if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
         raise errors.BadRequestError("timeout must be a positive number of seconds", param="timeout")
+    retries = extra.get("max_retries")
+    if retries is not None and not (isinstance(retries, int) and 0 <= retries <= 10):
+        raise errors.BadRequestError("max_retries must be an integer from 0 to 10", param="max_retries")
     return CallOptions(
         timeout=float(timeout) if timeout is not None else None,
+        max_retries=retries,
         fallbacks=fallbacks,
         tags=[str(t) for t in tags] if isinstance(tags, list) else [],
         caller=getattr(request.state, "caller", "local"),
