@@ -91,7 +91,7 @@ def test_kill_mid_stream_is_an_error_event_not_a_quiet_end(live_up: LiveServer, 
     with pytest.raises(openai.APIError):
         for chunk in sdk(live_up).chat.completions.create(model=MODEL, messages=HELLO, stream=True):
             received.append(chunk)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # the cut is immediate; generous for a loaded CI machine
     assert len(received) == 3
     assert len(upstream_thread.requests) == 1  # never retried after the first byte
     assert row(live_up).status == "error"
