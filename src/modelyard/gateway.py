@@ -39,7 +39,7 @@ from modelyard.routing.fallback import next_candidate
 from modelyard.routing.router import Router
 from modelyard.storage.sql import SQLStore, open_store
 from modelyard.storage.writer import LogWriter
-from modelyard.streaming import stream_from_response
+from modelyard.streaming import ensure_usage, merge_choices, stream_from_response
 from modelyard.types.chat import AttemptInfo, ChatChunk, ChatRequest, ChatResponse
 from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from modelyard.types.models import ModelInfo
@@ -163,7 +163,7 @@ class Gateway:
         return key or None
 
     def readiness(self, model: str) -> str:
-        """"ok" when ``model`` can be served now (provider known, key present, local weights found)."""
+        """ "ok" when ``model`` can be served now (provider known, key present, local weights found)."""
         try:
             name, upstream = split_model(self.router.resolve(model), self.specs)
             self.api_key(self.specs[name])
@@ -294,7 +294,12 @@ class Gateway:
         pcall = ProviderCall(request, call.request_id, api_key, base, headers, call.options.extra_body)
         if call.kind == "chat":
             pcall.timeouts = Timeouts(base.connect, base.read, base.write, base.pool, deadline.remaining())
-            chat = await with_retries(self._recorded(call, model, lambda: provider.chat(pcall)), policy, deadline)
+            copies = call.chat_request.n or 1 if "n" in dropped else 1
+            replies = [
+                await with_retries(self._recorded(call, model, lambda: provider.chat(pcall)), policy, deadline)
+                for _ in range(copies)  # n > 1 emulated, one by one, where the upstream ignores n
+            ]
+            chat = merge_choices(replies) if copies > 1 else replies[0]
             self._served(call, provider_name, model)
             chat.modelyard = call.info
             return chat
@@ -303,7 +308,12 @@ class Gateway:
             self._recorded(call, model, lambda: _open_stream(provider, pcall, emulate)), policy, deadline
         )
         self._served(call, provider_name, model)
-        return ChatStream(_prepend(first, chunks), call.info)
+        counted = ensure_usage(
+            _prepend(first, chunks),
+            lambda: tokens.estimate_request_tokens(request.model_copy(update={"model": model})),
+            lambda text: tokens.count_text(model, text),
+        )
+        return ChatStream(counted, call.info)
 
     def _recorded(self, call: Call, model: str, attempt: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
         """Wrap one attempt so its outcome and latency are recorded on the call."""

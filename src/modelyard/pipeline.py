@@ -19,7 +19,8 @@ CallKind = Literal["chat", "stream", "embed"]
 
 
 def new_request_id() -> str:
-    return f"req_{uuid.uuid4().hex}"
+    """A UUID4: the X-Request-ID format upstream servers (and their middlewares) accept."""
+    return str(uuid.uuid4())
 
 
 @dataclass

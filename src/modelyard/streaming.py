@@ -6,7 +6,7 @@ SSE is handled only at the edges (provider HTTP in, server out); in between, a s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -281,3 +281,46 @@ async def stream_from_response(response: ChatResponse) -> AsyncIterator[ChatChun
             choices=[ChunkChoice(index=choice.index, finish_reason=choice.finish_reason or "stop")],
         )
     yield ChatChunk(id=response.id, created=response.created, model=response.model, usage=response.usage)
+
+
+async def ensure_usage(
+    chunks: AsyncIterator[ChatChunk], prompt_tokens: Callable[[], int], count: Callable[[str], int]
+) -> AsyncIterator[ChatChunk]:
+    """Pass chunks through; when the stream ends without usage, append an estimated usage chunk.
+
+    The estimate counts exactly the text delivered (content, reasoning, tool-call arguments) and is marked
+    ``"estimated": true`` so nobody mistakes it for the provider's count.
+    """
+    seen_usage = False
+    pieces: list[str] = []
+    last: ChatChunk | None = None
+    async for chunk in chunks:
+        last = chunk
+        seen_usage = seen_usage or chunk.usage is not None
+        for choice in chunk.choices:
+            delta = choice.delta
+            pieces += [p for p in (delta.content, delta.reasoning_content) if p]
+            pieces += [t.function.arguments for t in delta.tool_calls or [] if t.function and t.function.arguments]
+        yield chunk
+    if seen_usage or last is None:
+        return
+    usage = Usage.of(prompt_tokens(), count("".join(pieces)) if pieces else 0)
+    usage.estimated = True  # type: ignore[attr-defined]
+    yield ChatChunk(id=last.id, created=last.created, model=last.model, usage=usage)
+
+
+def merge_choices(responses: list[ChatResponse]) -> ChatResponse:
+    """One response holding every choice of ``responses`` (numbered in order) and their summed usage."""
+    first = responses[0]
+    choices = [c.model_copy(update={"index": i}) for i, c in enumerate(c for r in responses for c in r.choices)]
+    usages = [r.usage for r in responses if r.usage is not None]
+    usage = None
+    if usages:
+        prompt = usages[0].prompt_tokens
+        usage = Usage.of(
+            prompt,
+            sum(u.completion_tokens for u in usages),
+            usages[0].cached_tokens,
+            sum(u.reasoning_tokens for u in usages),
+        )
+    return first.model_copy(update={"choices": choices, "usage": usage})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 import pathlib
 
 import httpx2
@@ -34,7 +35,7 @@ def test_chat(live: LiveServer) -> None:
     assert completion.usage is not None and completion.usage.total_tokens == 4
     assert raw.headers["x-modelyard-provider"] == "fake"
     assert raw.headers["x-modelyard-model"] == "fake/m"
-    assert raw.headers["x-request-id"].startswith("req_")
+    assert uuid.UUID(raw.headers["x-request-id"]).version == 4
     assert float(raw.headers["x-modelyard-overhead-ms"]) >= 0
 
 

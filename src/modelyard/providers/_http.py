@@ -156,7 +156,8 @@ async def translate_error(
         # Our key was refused upstream: that is a gateway configuration problem, not the caller's 401.
         message = f"{provider} rejected the configured API key ({response.status}): {message or ''}".strip()
     if message is None:
-        message = body if isinstance(body, str) and body else f"upstream answered HTTP {response.status}"
+        detail = body if isinstance(body, str) else orjson.dumps(body).decode() if body else ""
+        message = f"upstream answered HTTP {response.status}: {detail}".rstrip(": ")
     return cls(
         message[:MAX_ERROR_TEXT],
         status=response.status,
