@@ -22,8 +22,8 @@ ALLOWED: dict[str, set[str]] = {
     "middleware": FOUNDATION | {"storage", "middleware"},
     "routing": FOUNDATION | {"routing"},
     "providers": FOUNDATION | {"providers"},
-    # Shells may read the storage models (Conversation, RequestLog…) that the gateway hands them.
-    **{name: FOUNDATION | {"gateway", "sdk", "storage", name} for name in SHELLS},
+    # Shells may read the storage models (Conversation, RequestLog…) and templates the gateway hands them.
+    **{name: FOUNDATION | {"gateway", "sdk", "storage", "templates", "tokens", name} for name in SHELLS},
 }
 
 
