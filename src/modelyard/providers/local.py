@@ -28,6 +28,7 @@ from modelyard.providers.local_models import (
     available_models,
     gguf_token_count,
     load_llama,
+    require_llama_cpp,
     resolve_model,
 )
 from modelyard.types.chat import ChatChunk, ChatRequest, ChatResponse, Message, new_completion_id
@@ -260,6 +261,11 @@ class LocalProvider:
     def available_models(self) -> list[str]:
         """Model names this provider can serve (besides absolute .gguf paths)."""
         return available_models(self._settings)
+
+    def check(self, model: str) -> None:
+        """Raise unless ``model`` can be served now: llama.cpp importable and the GGUF file present."""
+        require_llama_cpp()
+        resolve_model(model, self._settings)
 
     def count_tokens(self, model: str, text: str) -> int:
         """Tokens ``text`` takes with the model's own (GGUF) tokenizer."""

@@ -1,0 +1,1 @@
+"""Alembic migrations for modelyard's database (run them with ``modelyard.storage.upgrade``)."""

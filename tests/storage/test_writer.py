@@ -1,0 +1,217 @@
+"""LogWriter: batches, idempotence, spill on failure, replay, a full queue, bad rows, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlalchemy import Integer, cast, func, insert, literal, select
+from sqlalchemy.exc import DataError, OperationalError
+
+from modelyard.storage import LogWriter, RequestLog, SQLStore
+from modelyard.storage.schema import request_logs
+from modelyard.storage.writer import is_bad_data
+from tests.storage.conftest import make_log
+
+
+class MemorySink:
+    """An in-memory ``write_batch`` that can fail (outage), stall, or refuse rows (bad data)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, RequestLog] = {}
+        self.calls = 0
+        self.down = False
+        self.gate: asyncio.Event | None = None
+        self.poison: set[str] = set()
+
+    async def write_batch(self, logs: Sequence[RequestLog]) -> int:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.down:
+            raise ConnectionRefusedError("database down")
+        if any(log.request_id in self.poison for log in logs):
+            raise DataError("INSERT …", {}, ValueError("invalid byte sequence"))
+        fresh = [log for log in logs if log.request_id not in self.rows]
+        self.rows.update((log.request_id, log) for log in fresh)
+        return len(fresh)
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+async def _count(store: SQLStore) -> tuple[int, int]:
+    async with store.engine.connect() as connection:
+        total = await connection.scalar(select(func.count()).select_from(request_logs))
+        distinct = await connection.scalar(select(func.count(request_logs.c.request_id.distinct())))
+    return int(total or 0), int(distinct or 0)
+
+
+async def test_5000_concurrent_rows_land_exactly_once(store: SQLStore, spill_dir: Path) -> None:
+    writer = LogWriter(store.logs, spill_dir=spill_dir)
+
+    async def producer(k: int) -> None:
+        for i in range(100):
+            writer.submit(make_log(k * 100 + i, tags=["load"]))
+            if i % 10 == 0:
+                await asyncio.sleep(0)
+
+    await asyncio.gather(*(producer(k) for k in range(50)))
+    await writer.close()
+    assert await _count(store) == (5000, 5000)
+    stats = writer.stats
+    assert (stats.submitted, stats.written, stats.spilled, stats.lost, stats.queued) == (5000, 5000, 0, 0, 0)
+    assert _files(spill_dir) == []
+
+
+async def test_duplicate_request_id_is_stored_once(store: SQLStore, spill_dir: Path) -> None:
+    async with LogWriter(store.logs, spill_dir=spill_dir) as writer:
+        writer.submit(make_log(1))
+        writer.submit(make_log(1))
+        await asyncio.sleep(0.3)
+        writer.submit(make_log(1))
+    assert await _count(store) == (1, 1)
+    assert (writer.stats.written, writer.stats.duplicates) == (1, 2)
+
+
+async def test_log_file_gets_every_row_once(store: SQLStore, tmp_path: Path) -> None:
+    log_file = tmp_path / "logs" / "requests.jsonl"
+    async with LogWriter(store.logs, spill_dir=tmp_path / "spill", log_file=log_file, max_queue=5) as writer:
+        for i in range(40):  # the queue overflows: those rows take the spill path, and are logged too
+            writer.submit(make_log(i))
+    ids = [orjson.loads(line)["request_id"] for line in log_file.read_text().splitlines()]
+    assert sorted(ids) == [f"req_{i:06d}" for i in range(40)]
+    assert await _count(store) == (40, 40)
+
+
+async def test_outage_spills_then_replays(spill_dir: Path) -> None:
+    sink = MemorySink()
+    sink.down = True
+    writer = LogWriter(sink, spill_dir=spill_dir, flush_interval=0.01, retry_initial=0.05, retry_max=0.2)
+    for i in range(300):
+        writer.submit(make_log(i))
+    await asyncio.sleep(0.3)
+    assert writer.stats.spilled == 300 and not writer.stats.healthy and sink.rows == {}
+    assert any(name.endswith(".jsonl") for name in _files(spill_dir))
+    sink.down = False
+    for i in range(300, 400):
+        writer.submit(make_log(i))
+    await asyncio.sleep(0.5)  # the backoff runs out, the spill is replayed without waiting for close
+    assert len(sink.rows) == 400 and writer.stats.healthy
+    assert _files(spill_dir) == []
+    await writer.close()
+    assert writer.stats.replayed == writer.stats.spilled >= 300 and writer.stats.lost == 0
+
+
+async def test_full_queue_spills_instead_of_blocking(spill_dir: Path) -> None:
+    sink = MemorySink()
+    sink.gate = asyncio.Event()  # the database hangs
+    writer = LogWriter(sink, spill_dir=spill_dir, max_queue=10, batch_size=5)
+    for i in range(100):
+        writer.submit(make_log(i))  # returns at once even though nothing can be written
+    assert writer.stats.queued <= 10 and writer.stats.spilled >= 85
+    sink.gate.set()
+    await writer.close()
+    assert sorted(sink.rows) == [f"req_{i:06d}" for i in range(100)]
+    assert _files(spill_dir) == []
+
+
+async def test_rows_the_database_refuses_are_set_aside(spill_dir: Path) -> None:
+    sink = MemorySink()
+    sink.poison = {"req_000003"}
+    async with LogWriter(sink, spill_dir=spill_dir) as writer:
+        for i in range(6):
+            writer.submit(make_log(i))
+    assert sorted(sink.rows) == [f"req_{i:06d}" for i in (0, 1, 2, 4, 5)]
+    assert writer.stats.rejected == 1 and writer.stats.healthy
+    (rejected,) = spill_dir.glob("rejected-*.jsonl")
+    assert orjson.loads(rejected.read_text())["request_id"] == "req_000003"
+
+
+async def test_spill_left_at_close_is_replayed_by_the_next_writer(spill_dir: Path) -> None:
+    sink = MemorySink()
+    sink.down = True
+    writer = LogWriter(sink, spill_dir=spill_dir, retry_initial=0.01)
+    for i in range(50):
+        writer.submit(make_log(i))
+    await writer.close()
+    writer.submit(make_log(50))  # after close: spilled, not dropped
+    assert writer.stats.spilled == 51 and sink.rows == {}
+    assert [name.split("-")[0] for name in _files(spill_dir)] == ["pending", "pending"]
+
+    sink.down = False
+    async with LogWriter(sink, spill_dir=spill_dir):
+        await asyncio.sleep(0.1)
+    assert len(sink.rows) == 51 and _files(spill_dir) == []
+
+
+async def test_close_gives_up_on_a_hung_database_without_losing_rows(spill_dir: Path) -> None:
+    sink = MemorySink()
+    sink.gate = asyncio.Event()
+    writer = LogWriter(sink, spill_dir=spill_dir)
+    for i in range(20):
+        writer.submit(make_log(i))
+    await asyncio.sleep(0.3)
+    await asyncio.wait_for(writer.close(timeout=0.5), 2)
+    spilled = [
+        orjson.loads(line)["request_id"] for p in spill_dir.glob("*.jsonl") for line in p.read_text().splitlines()
+    ]
+    assert sorted(spilled) == [f"req_{i:06d}" for i in range(20)]
+    sink.gate.set()
+
+
+@pytest.mark.parametrize("bad", ["not json", '{"request_id": ""}'])
+async def test_corrupt_spill_lines_are_set_aside(spill_dir: Path, bad: str) -> None:
+    spill_dir.mkdir()
+    good = make_log(1).model_dump_json()
+    (spill_dir / "pending-00000000000000000001-1-x.jsonl").write_text(good + "\n" + bad + "\n")
+    sink = MemorySink()
+    async with LogWriter(sink, spill_dir=spill_dir) as writer:
+        await asyncio.sleep(0.05)
+    assert list(sink.rows) == ["req_000001"] and writer.stats.rejected == 1
+    assert [name.split("-")[0] for name in _files(spill_dir)] == ["rejected"]
+
+
+async def test_nul_characters_do_not_poison_a_batch(store: SQLStore, spill_dir: Path) -> None:
+    """PostgreSQL refuses NUL in text and JSON: rows are stored with U+FFFD in its place, on both dialects."""
+    async with LogWriter(store.logs, spill_dir=spill_dir) as writer:
+        writer.submit(make_log(1, messages=[{"role": "user", "content": "nul\x00walrus"}], error_message="a\x00b"))
+        writer.submit(make_log(2, metadata={"k\x00": ["v\x00"]}, prompt_tokens=2**40))
+    assert (writer.stats.written, writer.stats.spilled, writer.stats.rejected) == (2, 0, 0)
+    first, second = await store.logs.get("req_000001"), await store.logs.get("req_000002")
+    assert first is not None and first.messages == [{"role": "user", "content": "nul\ufffdwalrus"}]
+    assert first.error_message == "a\ufffdb" and [log.request_id for log in await store.logs.search("walrus")] == [
+        "req_000001"
+    ]
+    assert second is not None and second.metadata == {"k\ufffd": ["v\ufffd"]} and second.prompt_tokens == 2**40
+
+
+async def test_bad_data_is_told_apart_from_an_outage(store: SQLStore) -> None:
+    duplicate = insert(request_logs).values(make_log(1).model_dump())
+    await store.logs.write_batch([make_log(1)])
+    with pytest.raises(Exception) as refused:
+        async with store.engine.begin() as connection:
+            await connection.execute(duplicate)
+    assert is_bad_data(refused.value)
+    if store.dialect == "postgresql":
+        with pytest.raises(Exception) as out_of_range:
+            async with store.engine.connect() as connection:
+                await connection.execute(select(cast(literal(2**40), Integer)))
+        assert is_bad_data(out_of_range.value)
+    assert not is_bad_data(ConnectionRefusedError("down"))
+    assert not is_bad_data(OperationalError("SELECT 1", {}, Exception("database is locked")))
+
+
+async def test_a_writer_closed_before_it_started_still_keeps_rows(spill_dir: Path) -> None:
+    sink = MemorySink()
+    writer = LogWriter(sink, spill_dir=spill_dir)
+    await writer.close()
+    writer.submit(make_log(1))
+    assert writer.stats.spilled == 1 and [n.split("-")[0] for n in _files(spill_dir)] == ["pending"]
+    async with LogWriter(sink, spill_dir=spill_dir):
+        await asyncio.sleep(0.05)
+    assert list(sink.rows) == ["req_000001"] and _files(spill_dir) == []
