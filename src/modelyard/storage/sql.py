@@ -13,7 +13,6 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modelyard.storage.engine import create_engine, normalize_url
-from modelyard.storage.migrate import current_revision_engine, upgrade_engine
 from modelyard.storage.sql_conversations import SQLConversationStore
 from modelyard.storage.sql_logs import SQLLogStore
 from modelyard.storage.sql_prompts import SQLKeyStore, SQLPromptStore
@@ -37,9 +36,13 @@ class SQLStore:
 
     async def migrate(self, revision: str = "head") -> None:
         """Bring the schema up to ``revision`` (idempotent; safe with several processes on PostgreSQL)."""
+        from modelyard.storage.migrate import upgrade_engine  # alembic is heavy: load it only to migrate
+
         await upgrade_engine(self.engine, revision)
 
     async def revision(self) -> str | None:
+        from modelyard.storage.migrate import current_revision_engine
+
         return await current_revision_engine(self.engine)
 
     async def close(self) -> None:
