@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import socket
+from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
@@ -28,6 +30,10 @@ def is_loopback(host: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def build_app() -> Starlette:
     """App factory for uvicorn workers (settings from env and the config file)."""
     return create_app(load_settings())
@@ -44,6 +50,8 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level:
         os.environ[CONFIG_ENV] = settings.config_file
     os.environ["MODELYARD_SERVER__HEADER_TIMEOUT"] = str(settings.server.header_timeout)
     HeaderTimeoutProtocol.header_timeout = settings.server.header_timeout
+    # uvicorn drains, then re-raises the SIGTERM it caught; a drained shutdown is a clean exit (status 0).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "modelyard.server.run:build_app" if workers > 1 else create_app(settings),
         factory=workers > 1,
