@@ -133,8 +133,12 @@ async def test_billed_cost_wins_and_computed_is_kept(tmp_path: pathlib.Path, ups
 
 def test_cached_tokens_are_not_double_counted(tmp_path: pathlib.Path) -> None:
     gw = Gateway(settings_for(tmp_path))
-    usage = Usage(prompt_tokens=1000, completion_tokens=200, total_tokens=1200,
-                  prompt_tokens_details=PromptTokensDetails(cached_tokens=600))
+    usage = Usage(
+        prompt_tokens=1000,
+        completion_tokens=200,
+        total_tokens=1200,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=600),
+    )
     price = gw.catalog.price("openai/gpt-4o-mini")
     assert price is not None and price.cached_input is not None
     expected = (400 * price.input + 600 * price.cached_input + 200 * price.output) / 1_000_000
@@ -150,8 +154,11 @@ async def test_canary_secrets_never_reach_storage(
     async with Gateway(settings_for(tmp_path, log_file=str(log_file))) as gw:
         fake(gw).queue(FakeReply(text=f"your key {canary} is safe", error=None))
         await gw.chat(
-            {"model": "fake/m", "messages": [{"role": "user", "content": f"my key is {canary}"}],
-             "metadata": {"api_key": canary}},
+            {
+                "model": "fake/m",
+                "messages": [{"role": "user", "content": f"my key is {canary}"}],
+                "metadata": {"api_key": canary},
+            },
             CallOptions(extra_headers={"Authorization": f"Bearer {canary}"}, metadata={"note": f"Bearer {canary}"}),
         )
         fake(gw).queue(FakeReply(error=errors.ProviderError(f"upstream said key={canary}")))
@@ -192,14 +199,14 @@ async def test_continue_a_conversation(gateway: Gateway) -> None:
     assert saved.model == "fake/other"
 
 
-async def test_context_window_checked_before_any_network_call(
-    tmp_path: pathlib.Path, upstream: ScriptedServer
-) -> None:
+async def test_context_window_checked_before_any_network_call(tmp_path: pathlib.Path, upstream: ScriptedServer) -> None:
     settings = settings_for(
         tmp_path,
         providers={"openai": ProviderSettings(base_url=upstream.url, api_key="sk-x")},
-        prices={"openai/tiny": {"input": 1, "output": 1, "context_window": 50},
-                "fake/big": {"input": 0, "output": 0, "context_window": 100_000}},
+        prices={
+            "openai/tiny": {"input": 1, "output": 1, "context_window": 50},
+            "fake/big": {"input": 0, "output": 0, "context_window": 100_000},
+        },
     )
     big = {"model": "openai/tiny", "messages": [{"role": "user", "content": "word " * 200}]}
     async with Gateway(settings) as gw:

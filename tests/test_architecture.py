@@ -11,10 +11,10 @@ import modelyard
 
 SRC = pathlib.Path(modelyard.__file__).parent
 
-FOUNDATION = {"types", "errors", "config", "pipeline", "streaming", "retry"}
+FOUNDATION = {"types", "errors", "config", "pipeline", "streaming", "retry", "redaction"}
 SUPPORT = {"storage", "pricing", "tokens", "templates"}
 FLOW = {"middleware", "routing", "providers"}
-SHELLS = {"server", "cli", "sdk", "web"}
+SHELLS = {"server", "cli", "sdk", "web", "agent"}
 
 ALLOWED: dict[str, set[str]] = {
     **{name: FOUNDATION for name in FOUNDATION},
@@ -24,6 +24,8 @@ ALLOWED: dict[str, set[str]] = {
     "providers": FOUNDATION | {"providers"},
     # Shells may read the storage models (Conversation, RequestLog…) and templates the gateway hands them.
     **{name: FOUNDATION | {"gateway", "sdk", "storage", "templates", "tokens", name} for name in SHELLS},
+    # The HTTP server hosts the web workbench: it mounts its routes and accepts its session cookie.
+    "server": FOUNDATION | {"gateway", "sdk", "storage", "templates", "tokens", "server", "web"},
 }
 
 

@@ -46,7 +46,7 @@ async def test_middleware_from_settings(tmp_path: pathlib.Path) -> None:
         sent: Any = gateway.provider("fake")
         assert sent.calls[0].request.temperature == 0.5
     assert isinstance(response, ChatResponse)
-    assert SEEN == [f"audit:fake/m:{ChatResponse.__name__}", f"audit:fake/m:{ChatStream.__name__}"]
+    assert [f"audit:fake/m:{ChatResponse.__name__}", f"audit:fake/m:{ChatStream.__name__}"] == SEEN
 
 
 def test_unknown_middleware_is_a_config_error() -> None:

@@ -11,7 +11,7 @@ EXPECTED = {
     "FakeReply", "Gateway", "Message", "Middleware", "ModelInfo", "ModelyardError", "NotFoundError",
     "PermissionDeniedError", "ProviderError", "RateLimitError", "ServiceUnavailableError", "Settings",
     "StreamInterruptedError", "TimeoutError", "Tool", "ToolCall", "UnsupportedOperationError",
-    "UnsupportedParameterError", "Usage", "__version__", "load_settings",
+    "UnsupportedParameterError", "Usage", "__version__", "estimate_tokens", "load_settings",
 }
 
 

@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "EmbeddingResponse": "modelyard.types",
     "ModelInfo": "modelyard.types",
     "ChunkAccumulator": "modelyard.streaming",
+    "estimate_tokens": "modelyard.tokens",
     "FakeReply": "modelyard.providers.fake",
     "ModelyardError": "modelyard.errors",
     "ConfigError": "modelyard.errors",
@@ -90,6 +91,7 @@ __all__ = [
     "UnsupportedParameterError",
     "Usage",
     "__version__",
+    "estimate_tokens",
     "load_settings",
 ]
 
@@ -134,6 +136,7 @@ if TYPE_CHECKING:
     from modelyard.sdk.client import AsyncClient
     from modelyard.sdk.sync import Client
     from modelyard.streaming import ChunkAccumulator
+    from modelyard.tokens import estimate_tokens
     from modelyard.types import (
         ChatChunk,
         ChatRequest,

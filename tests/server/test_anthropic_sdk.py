@@ -14,8 +14,13 @@ from tests.server.conftest import fake_of
 from tests.support.live_server import LiveServer
 
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
-TOOLS = [{"name": "get_weather", "description": "Weather", "input_schema": {
-    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+TOOLS = [
+    {
+        "name": "get_weather",
+        "description": "Weather",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
+]
 
 
 _OPEN: list[anthropic.Anthropic] = []
@@ -64,10 +69,16 @@ def test_tool_use_round_trip(live: LiveServer) -> None:
     use = next(b for b in first.content if b.type == "tool_use")
     assert use.name == "get_weather" and use.input == {"city": "Paris"}
     fake.queue(FakeReply(text="Sunny, 21 C."))
-    second = sdk.messages.create(model="fake/m", max_tokens=64, tools=TOOLS, messages=[  # type: ignore[arg-type]
-        *ASK, {"role": "assistant", "content": first.content},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny, 21 C"}]},
-    ])
+    second = sdk.messages.create(
+        model="fake/m",
+        max_tokens=64,
+        tools=TOOLS,
+        messages=[  # type: ignore[arg-type]
+            *ASK,
+            {"role": "assistant", "content": first.content},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny, 21 C"}]},
+        ],
+    )
     assert second.content[0].text == "Sunny, 21 C."  # type: ignore[union-attr]
     sent = fake.calls[-1].request.messages
     assert [m.role for m in sent] == ["user", "assistant", "tool"]

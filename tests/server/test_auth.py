@@ -35,8 +35,9 @@ def sdk(live: LiveServer, key: str) -> openai.OpenAI:
 
 
 def make_key(live: LiveServer, **fields: object) -> dict[str, object]:
-    response = httpx2.post(f"{live.url}/admin/keys", json={"name": "k", **fields},
-                           headers={"Authorization": f"Bearer {MASTER}"})
+    response = httpx2.post(
+        f"{live.url}/admin/keys", json={"name": "k", **fields}, headers={"Authorization": f"Bearer {MASTER}"}
+    )
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
 
@@ -47,8 +48,9 @@ def test_master_key_required(secured: LiveServer) -> None:
     assert httpx2.post(f"{secured.url}/v1/chat/completions", json={}).status_code == 401
     ok = sdk(secured, MASTER).chat.completions.create(model="fake/m", messages=HELLO)  # type: ignore[arg-type]
     assert ok.choices[0].message.content == "hi"
-    response = httpx2.post(f"{secured.url}/v1/chat/completions", headers={"x-api-key": MASTER},
-                           json={"model": "fake/m", "messages": HELLO})
+    response = httpx2.post(
+        f"{secured.url}/v1/chat/completions", headers={"x-api-key": MASTER}, json={"model": "fake/m", "messages": HELLO}
+    )
     assert response.status_code == 200
     assert httpx2.get(f"{secured.url}/health").status_code == 200
 
@@ -68,8 +70,9 @@ def test_virtual_key_is_shown_once_and_stored_as_hash(secured: LiveServer, tmp_p
 def test_virtual_key_cannot_reach_admin_or_mint_keys(secured: LiveServer) -> None:
     key = str(make_key(secured)["key"])
     for method, path in (("GET", "/admin/keys"), ("POST", "/admin/keys"), ("GET", "/admin/logs"), ("GET", "/metrics")):
-        response = httpx2.request(method, f"{secured.url}{path}", json={"name": "x"},
-                                  headers={"Authorization": f"Bearer {key}"})
+        response = httpx2.request(
+            method, f"{secured.url}{path}", json={"name": "x"}, headers={"Authorization": f"Bearer {key}"}
+        )
         assert response.status_code == 403, path
 
 
@@ -126,16 +129,20 @@ def test_path_tricks_never_bypass_auth(secured: LiveServer, path: str) -> None:
 
 
 def test_cors_is_off_by_default(secured: LiveServer) -> None:
-    response = httpx2.options(f"{secured.url}/v1/chat/completions", headers={
-        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    response = httpx2.options(
+        f"{secured.url}/v1/chat/completions",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
     assert "access-control-allow-origin" not in response.headers
 
 
 def test_cors_star_never_allows_credentials(tmp_path: pathlib.Path) -> None:
     server = LiveServer(server_settings(tmp_path, server={"cors_origins": ["*"]})).start()
     try:
-        response = httpx2.options(f"{server.url}/v1/chat/completions", headers={
-            "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+        response = httpx2.options(
+            f"{server.url}/v1/chat/completions",
+            headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+        )
         assert response.headers.get("access-control-allow-origin") == "*"
         assert response.headers.get("access-control-allow-credentials") != "true"
     finally:

@@ -52,7 +52,8 @@ def upstream_thread() -> Iterator[ScriptedServer]:
 @pytest.fixture
 def live_up(tmp_path: pathlib.Path, upstream_thread: ScriptedServer) -> Iterator[LiveServer]:
     settings = server_settings(
-        tmp_path, providers={"up": ProviderSettings(base_url=upstream_thread.url)},
+        tmp_path,
+        providers={"up": ProviderSettings(base_url=upstream_thread.url)},
         server={"first_token_timeout": 1.0, "stream_idle_timeout": 1.0},
     )
     server = LiveServer(settings).start()
@@ -84,7 +85,9 @@ def store_query() -> object:
     return LogQuery(limit=50)
 
 
-def test_kill_mid_stream_is_an_error_event_not_a_quiet_end(live_up: LiveServer, upstream_thread: ScriptedServer) -> None:
+def test_kill_mid_stream_is_an_error_event_not_a_quiet_end(
+    live_up: LiveServer, upstream_thread: ScriptedServer
+) -> None:
     upstream_thread.script(Reply(sse=STREAM, cut_after=3))
     started = time.monotonic()
     received = []
@@ -99,8 +102,9 @@ def test_kill_mid_stream_is_an_error_event_not_a_quiet_end(live_up: LiveServer, 
 
 def test_clean_close_without_finishing_is_an_error(live_up: LiveServer, upstream_thread: ScriptedServer) -> None:
     upstream_thread.script(Reply(sse=STREAM[:3]))
-    with httpx2.stream("POST", f"{live_up.url}/v1/chat/completions",
-                       json={"model": MODEL, "messages": HELLO, "stream": True}) as response:
+    with httpx2.stream(
+        "POST", f"{live_up.url}/v1/chat/completions", json={"model": MODEL, "messages": HELLO, "stream": True}
+    ) as response:
         body = b"".join(response.iter_bytes())
     assert b'"error"' in body and b"stream_interrupted" in body
     assert not body.endswith(b"data: [DONE]\n\n")
@@ -125,8 +129,13 @@ def test_stream_idle_timeout(live_up: LiveServer, upstream_thread: ScriptedServe
 
 
 def test_429_storm_is_retried_then_reported_once(live_up: LiveServer, upstream_thread: ScriptedServer) -> None:
-    upstream_thread.script(Reply(status=429, headers={"retry-after-ms": "50"},
-                                 json={"error": {"message": "slow", "type": "requests", "code": "rate_limit_exceeded"}}))
+    upstream_thread.script(
+        Reply(
+            status=429,
+            headers={"retry-after-ms": "50"},
+            json={"error": {"message": "slow", "type": "requests", "code": "rate_limit_exceeded"}},
+        )
+    )
     with pytest.raises(openai.RateLimitError) as info:
         sdk(live_up).chat.completions.create(model=MODEL, messages=HELLO)
     assert len(upstream_thread.requests) == 3  # our 2 retries, then stop
@@ -151,8 +160,9 @@ def test_stream_disconnect_cancels_upstream_and_logs_delivered_tokens(
     live_up: LiveServer, upstream_thread: ScriptedServer
 ) -> None:
     upstream_thread.script(Reply(sse=STREAM, chunk_delay=0.5))
-    with httpx2.stream("POST", f"{live_up.url}/v1/chat/completions",
-                       json={"model": MODEL, "messages": HELLO, "stream": True}) as response:
+    with httpx2.stream(
+        "POST", f"{live_up.url}/v1/chat/completions", json={"model": MODEL, "messages": HELLO, "stream": True}
+    ) as response:
         lines = response.iter_lines()
         while "Hello" not in next(lines):
             pass

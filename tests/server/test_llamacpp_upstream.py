@@ -33,9 +33,23 @@ def llama_server() -> Iterator[str]:
 
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "1024", "--model_alias", "smollm2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(default_model_path()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "1024",
+            "--model_alias",
+            "smollm2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -67,16 +81,25 @@ def test_chat_and_stream_through_llamacpp_row(gateway_server: LiveServer) -> Non
     sdk = openai.OpenAI(base_url=f"{gateway_server.url}/v1", api_key="unused", max_retries=0)
     messages = [{"role": "user", "content": "Say hello in one word."}]
     completion = sdk.chat.completions.with_raw_response.create(
-        model="llamacpp/smollm2", messages=messages, max_tokens=8, temperature=0, seed=1  # type: ignore[arg-type]
+        model="llamacpp/smollm2",
+        messages=messages,
+        max_tokens=8,
+        temperature=0,
+        seed=1,  # type: ignore[arg-type]
     )
     parsed = completion.parse()
     assert parsed.choices[0].message.content
     assert parsed.usage is not None and parsed.usage.completion_tokens <= 8
     assert completion.headers["x-modelyard-provider"] == "llamacpp"
-    chunks = list(sdk.chat.completions.create(
-        model="llamacpp/smollm2", messages=messages, max_tokens=8, stream=True,  # type: ignore[arg-type]
-        stream_options={"include_usage": True},
-    ))
+    chunks = list(
+        sdk.chat.completions.create(
+            model="llamacpp/smollm2",
+            messages=messages,
+            max_tokens=8,
+            stream=True,  # type: ignore[arg-type]
+            stream_options={"include_usage": True},
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text
     # llama-cpp-python's server sends no usage in streams: modelyard still delivers it, marked estimated.

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import uuid
 import pathlib
+import uuid
 
 import httpx2
 import openai
@@ -59,8 +59,9 @@ def test_stream_without_usage_request_sends_no_usage_chunk(live: LiveServer) -> 
 
 def test_raw_stream_ends_with_done(live: LiveServer) -> None:
     fake_of(live).queue(FakeReply(text="a b"))
-    with httpx2.stream("POST", f"{live.url}/v1/chat/completions",
-                       json={"model": "fake/m", "messages": HELLO, "stream": True}) as response:
+    with httpx2.stream(
+        "POST", f"{live.url}/v1/chat/completions", json={"model": "fake/m", "messages": HELLO, "stream": True}
+    ) as response:
         body = b"".join(response.iter_bytes())
     assert response.headers["content-type"].startswith("text/event-stream")
     assert body.endswith(b"data: [DONE]\n\n")
@@ -69,18 +70,30 @@ def test_raw_stream_ends_with_done(live: LiveServer) -> None:
 def test_tool_call_round_trip(live: LiveServer) -> None:
     fake = fake_of(live)
     fake.queue(FakeReply(tool_calls=[("get_weather", {"city": "Paris"})]))
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
-        "type": "object", "properties": {"city": {"type": "string"}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
     sdk = client(live)
     first = sdk.chat.completions.create(model="fake/m", messages=HELLO, tools=tools)  # type: ignore[arg-type]
     call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
     assert first.choices[0].finish_reason == "tool_calls"
     assert json.loads(call.function.arguments) == {"city": "Paris"}  # type: ignore[union-attr]
     fake.queue(FakeReply(text="It is sunny in Paris"))
-    second = sdk.chat.completions.create(model="fake/m", tools=tools, messages=[  # type: ignore[arg-type]
-        *HELLO, first.choices[0].message.model_dump(exclude_none=True),
-        {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
-    ])
+    second = sdk.chat.completions.create(
+        model="fake/m",
+        tools=tools,
+        messages=[  # type: ignore[arg-type]
+            *HELLO,
+            first.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+        ],
+    )
     assert second.choices[0].message.content == "It is sunny in Paris"
     sent = fake.calls[-1].request.messages
     assert [m.role for m in sent] == ["user", "assistant", "tool"]
@@ -141,15 +154,21 @@ def test_models(tmp_path: pathlib.Path) -> None:
     ("error", "sdk_error", "code"),
     [
         (errors.BadRequestError("bad", param="temperature"), openai.BadRequestError, None),
-        (errors.ContextWindowExceededError("too long", param="messages"), openai.BadRequestError,
-         "context_length_exceeded"),
+        (
+            errors.ContextWindowExceededError("too long", param="messages"),
+            openai.BadRequestError,
+            "context_length_exceeded",
+        ),
         (errors.RateLimitError("slow down"), openai.RateLimitError, "rate_limit_exceeded"),
         (errors.BudgetExceededError("spent"), openai.RateLimitError, "insufficient_quota"),
         (errors.ProviderError("boom", status=500), openai.InternalServerError, None),
         (errors.ServiceUnavailableError("down"), openai.InternalServerError, "service_unavailable"),
         (errors.TimeoutError("slow"), openai.InternalServerError, "timeout"),
-        (errors.AuthenticationError("our key was refused", provider="fake"), openai.InternalServerError,
-         "upstream_authentication_failed"),
+        (
+            errors.AuthenticationError("our key was refused", provider="fake"),
+            openai.InternalServerError,
+            "upstream_authentication_failed",
+        ),
     ],
 )
 def test_errors_map_to_sdk_exceptions(
@@ -181,8 +200,15 @@ def test_validation_errors_name_the_param(live: LiveServer) -> None:
 def test_invalid_json_and_unknown_routes(live: LiveServer) -> None:
     response = httpx2.post(f"{live.url}/v1/chat/completions", content=b"{not json")
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
-    for path in ("/v1/audio/speech", "/v1/images/generations", "/v1/moderations", "/v1/files", "/v1/batches",
-                 "/v1/responses", "/v1/fine_tuning/jobs"):
+    for path in (
+        "/v1/audio/speech",
+        "/v1/images/generations",
+        "/v1/moderations",
+        "/v1/files",
+        "/v1/batches",
+        "/v1/responses",
+        "/v1/fine_tuning/jobs",
+    ):
         response = httpx2.post(f"{live.url}{path}", json={})
         assert response.status_code == 501, path
         assert response.json()["error"]["code"] == "not_implemented"

@@ -23,8 +23,7 @@ def test_no_server_errors_on_any_operation(tmp_path: pathlib.Path) -> None:
         for operation in operations:
 
             @given(case=operation.as_strategy())
-            @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                      suppress_health_check=list(HealthCheck))
+            @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
             def no_server_error(case: schemathesis.Case) -> None:
                 case.call_and_validate(checks=[not_a_server_error], timeout=30)
 

@@ -47,8 +47,10 @@ def test_sigterm_drains_streams_then_exits_cleanly(tmp_path: pathlib.Path, slow_
         "MODELYARD_PROVIDERS__UP__BASE_URL": slow_upstream.url,
         "MODELYARD_SERVER__DRAIN_SECONDS": "20",
     }
-    code = f"from modelyard.config import load_settings; from modelyard.server.run import serve; " \
-           f"serve(load_settings(), '127.0.0.1', {port})"
+    code = (
+        f"from modelyard.config import load_settings; from modelyard.server.run import serve; "
+        f"serve(load_settings(), '127.0.0.1', {port})"
+    )
     server = subprocess.Popen([sys.executable, "-c", code], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -94,5 +96,3 @@ def _wait_until_up(url: str) -> None:
         except httpx2.TransportError:
             time.sleep(0.1)
     raise RuntimeError("server did not start")
-
-

@@ -15,8 +15,8 @@ from typing import Any
 
 from modelyard import errors
 from modelyard.middleware.accounting import Pricer, apply_price
-from modelyard.middleware.redaction import Redactor
 from modelyard.pipeline import Call, ChatStream, Handler, Outcome
+from modelyard.redaction import Redactor
 from modelyard.storage.base import RequestLog
 from modelyard.streaming import ChunkAccumulator
 from modelyard.types.chat import ChatChunk, ChatRequest, ChatResponse

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ from starlette.applications import Starlette
 
 from modelyard.config import CONFIG_ENV, Settings, load_settings
 from modelyard.errors import ConfigError
+from modelyard.redaction import RedactingFilter, Redactor
 from modelyard.server.app import create_app
 from modelyard.server.protocol import HeaderTimeoutProtocol
 
@@ -39,6 +41,16 @@ def build_app() -> Starlette:
     return create_app(load_settings())
 
 
+def configure_logging(settings: Settings, level: str) -> None:
+    """Log to stderr through a filter that masks secrets in every record (ours, uvicorn's, libraries')."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(Redactor(settings.redact_patterns, settings.redact_pii)))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
 def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level: str = "warning") -> None:
     """Run the server until SIGTERM/SIGINT; in-flight requests get ``server.drain_seconds`` to finish."""
     if not is_loopback(host) and not settings.master_key:
@@ -49,6 +61,7 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level:
     if settings.config_file:
         os.environ[CONFIG_ENV] = settings.config_file
     os.environ["MODELYARD_SERVER__HEADER_TIMEOUT"] = str(settings.server.header_timeout)
+    configure_logging(settings, log_level)
     HeaderTimeoutProtocol.header_timeout = settings.server.header_timeout
     # uvicorn drains, then re-raises the SIGTERM it caught; a drained shutdown is a clean exit (status 0).
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -63,6 +76,7 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level:
         timeout_keep_alive=5,
         timeout_graceful_shutdown=int(settings.server.drain_seconds),
         log_level=log_level,
+        log_config=None,  # keep configure_logging's redacting handler
         access_log=False,
         server_header=False,
         lifespan="on",
