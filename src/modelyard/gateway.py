@@ -20,7 +20,7 @@ from modelyard.gateway_middleware import load_middleware
 from modelyard.middleware.accounting import CostMiddleware, Priced
 from modelyard.middleware.conversations import ConversationMiddleware
 from modelyard.middleware.logging import LoggingMiddleware
-from modelyard.middleware.redaction import Redactor
+from modelyard.redaction import Redactor
 from modelyard.pipeline import Call, CallKind, CallOptions, ChatStream, Handler, Middleware, Outcome, compose
 from modelyard.pricing.catalog import PriceCatalog
 from modelyard.providers._http import HttpClient
