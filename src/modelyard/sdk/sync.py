@@ -101,6 +101,10 @@ class Client:
     def fork_conversation(self, conversation_id: str, at_message: int) -> Conversation:
         return self._runner.run(self._async.fork_conversation(conversation_id, at_message))
 
+    def run_sync(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the client's own loop (where its gateway and database live) and wait for it."""
+        return self._runner.run(work)
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
