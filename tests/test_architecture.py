@@ -23,9 +23,11 @@ ALLOWED: dict[str, set[str]] = {
     "routing": FOUNDATION | {"routing"},
     "providers": FOUNDATION | {"providers"},
     # Shells may read the storage models (Conversation, RequestLog…) and templates the gateway hands them.
-    **{name: FOUNDATION | {"gateway", "sdk", "storage", "templates", "tokens", name} for name in SHELLS},
+    **{name: FOUNDATION | {"gateway", "sdk", "storage", "templates", "tokens", "agent", name} for name in SHELLS},
     # The HTTP server hosts the web workbench: it mounts its routes and accepts its session cookie.
     "server": FOUNDATION | {"gateway", "sdk", "storage", "templates", "tokens", "server", "web"},
+    # `modelyard serve` launches the server, and nothing more.
+    "cli": FOUNDATION | {"gateway", "sdk", "storage", "templates", "tokens", "agent", "cli", "server"},
 }
 
 

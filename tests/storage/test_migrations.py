@@ -53,7 +53,7 @@ def _diff(connection: Connection) -> list[Any]:
 async def test_upgrade_creates_everything_and_matches_the_metadata(fresh_url: str) -> None:
     assert await current_revision(fresh_url) is None
     await upgrade(fresh_url)
-    assert await current_revision(fresh_url) == head_revision() == "0001"
+    assert await current_revision(fresh_url) == head_revision() == "0002"
     engine = create_engine(fresh_url)
     try:
         async with engine.connect() as connection:
@@ -93,7 +93,7 @@ async def test_upgrade_is_rerunnable_and_keeps_data(fresh_url: str) -> None:
     await upgrade(fresh_url)
     store = await open_store(fresh_url)
     try:
-        assert await store.revision() == "0001"
+        assert await store.revision() == head_revision()
         assert await store.logs.count() == 1
         assert [log.request_id for log in await store.logs.search("walrus")] == ["req_000001"]
     finally:
@@ -118,7 +118,7 @@ async def test_downgrade_to_base_and_back(fresh_url: str) -> None:
     finally:
         await engine.dispose()
     await upgrade(fresh_url)
-    assert await current_revision(fresh_url) == "0001"
+    assert await current_revision(fresh_url) == head_revision()
 
 
 def test_alembic_command_line_path_and_offline_sql(fresh_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -148,4 +148,4 @@ async def test_query_uses_bound_parameters_only(fresh_url: str) -> None:
 async def test_concurrent_starts_migrate_once(fresh_url: str) -> None:
     """Several workers starting together on an empty database: one migrates, the others wait and find it done."""
     await asyncio.gather(*(upgrade(fresh_url) for _ in range(4)))
-    assert await current_revision(fresh_url) == "0001"
+    assert await current_revision(fresh_url) == head_revision()

@@ -157,6 +157,7 @@ class LoggingMiddleware:
             tags=list(call.options.tags),
             metadata=self.redactor.data({**(getattr(request, "metadata", None) or {}), **call.options.metadata}),
             conversation_id=call.options.conversation_id,
+            run_id=call.options.metadata.get("run_id"),
             cache_hit=info.cache_hit,
             fallback_used=len({a.model for a in info.attempts}) > 1,
         )

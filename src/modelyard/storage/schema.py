@@ -196,8 +196,52 @@ virtual_keys = Table(
     Column("created_by", String()),
 )
 
+# Agent runs (modelyard.agent): the resumable state is an opaque JSON document; steps are per model call.
+agent_runs = Table(
+    "agent_runs",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False, index=True),
+    Column("status", String(), nullable=False, index=True),
+    Column("stop_reason", String()),
+    Column("model", String(), index=True),
+    Column("served_model", String()),
+    Column("steps", Integer, nullable=False),
+    Column("prompt_tokens", BigInteger),
+    Column("completion_tokens", BigInteger),
+    Column("cost", Float),
+    Column("tool_calls", Integer, nullable=False),
+    Column("error_message", Text),
+    Column("metadata", JSONType),
+    Column("state", JSONType, nullable=False),
+    Column("decisions", JSONType),
+)
+
+agent_steps = Table(
+    "agent_steps",
+    metadata,
+    Column("run_id", String(128), ForeignKey("agent_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("model", String(), index=True),
+    Column("request_id", String(128)),
+    Column("finish_reason", String()),
+    Column("prompt_tokens", BigInteger),
+    Column("completion_tokens", BigInteger),
+    Column("cost", Float),
+    Column("latency_ms", Float),
+    Column("tool_calls", Integer, nullable=False),
+    Column("valid_tool_calls", Integer, nullable=False),
+    Column("executed_tool_calls", Integer, nullable=False),
+    Column("succeeded_tool_calls", Integer, nullable=False),
+    Column("calls", JSONType),
+)
+
 #: Every table, children before parents (the order to empty them in).
 ALL_TABLES = (
+    agent_steps,
+    agent_runs,
     request_log_tags,
     request_logs,
     conversation_messages,

@@ -16,6 +16,7 @@ from modelyard.storage.engine import create_engine, normalize_url
 from modelyard.storage.sql_conversations import SQLConversationStore
 from modelyard.storage.sql_logs import SQLLogStore
 from modelyard.storage.sql_prompts import SQLKeyStore, SQLPromptStore
+from modelyard.storage.sql_runs import SQLRunStore
 
 
 class SQLStore:
@@ -28,6 +29,7 @@ class SQLStore:
         self.conversations = SQLConversationStore(self.engine)
         self.prompts = SQLPromptStore(self.engine)
         self.keys = SQLKeyStore(self.engine)
+        self.runs = SQLRunStore(self.engine)
 
     @property
     def dialect(self) -> str:
