@@ -254,3 +254,19 @@ def test_every_request_is_logged(live: LiveServer) -> None:
 async def _count(live: LiveServer) -> int:
     store = await live.gateway.stores()
     return await store.logs.count(LogQuery())
+
+
+def test_usage_on_a_content_chunk_is_split_out_and_hidden_unless_asked(live: LiveServer) -> None:
+    from modelyard.server.sse import openai_chunk_bytes
+    from modelyard.types.chat import ChatChunk, ChunkChoice, Delta
+
+    chunk = ChatChunk(
+        id="c", choices=[ChunkChoice(delta=Delta(content="x"), finish_reason="stop")], usage=Usage.of(1, 1)
+    )
+    hidden = openai_chunk_bytes(False, "m")(chunk)
+    assert hidden is not None and b"usage" not in hidden
+    shown = openai_chunk_bytes(True, "m")(chunk)
+    assert shown is not None
+    frames = [json.loads(f.removeprefix(b"data: ")) for f in shown.split(b"\n\n") if f]
+    assert [f["usage"] for f in frames] == [None, {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}]
+    assert frames[1]["choices"] == []

@@ -19,7 +19,7 @@ from modelyard.pipeline import Call, ChatStream, Handler, Outcome
 from modelyard.redaction import Redactor
 from modelyard.storage.base import RequestLog
 from modelyard.streaming import ChunkAccumulator
-from modelyard.types.chat import ChatChunk, ChatRequest, ChatResponse
+from modelyard.types.chat import ChatChunk, ChatRequest, ChatResponse, Message
 from modelyard.types.embeddings import EmbeddingResponse
 from modelyard.types.usage import Usage
 
@@ -135,10 +135,8 @@ class LoggingMiddleware:
             messages=self._messages(request),
             response=self._body(result.response),
             params=self.redactor.data(request.params()) if isinstance(request, ChatRequest) else {},
-            tools=[t.model_dump(exclude_none=True) for t in request.tools or []] or None
-            if isinstance(request, ChatRequest)
-            else None,
-            tool_calls=[c.model_dump() for c in message.message.tool_calls or []] or None if message else None,
+            tools=self._tools(request),
+            tool_calls=self._tool_calls(message.message if message else None),
             finish_reason=message.finish_reason if message else None,
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=completion,
@@ -161,6 +159,16 @@ class LoggingMiddleware:
             cache_hit=info.cache_hit,
             fallback_used=len({a.model for a in info.attempts}) > 1,
         )
+
+    def _tools(self, request: Any) -> list[Any] | None:
+        if not self.store_bodies or not isinstance(request, ChatRequest) or not request.tools:
+            return None
+        return list(self.redactor.data([t.model_dump(exclude_none=True) for t in request.tools]))
+
+    def _tool_calls(self, message: Message | None) -> list[Any] | None:
+        if not self.store_bodies or message is None or not message.tool_calls:
+            return None
+        return list(self.redactor.data([c.model_dump() for c in message.tool_calls]))
 
     def _messages(self, request: Any) -> list[dict[str, Any]] | None:
         if not self.store_bodies or not isinstance(request, ChatRequest):

@@ -17,17 +17,24 @@ ChunkEncoder = Callable[[ChatChunk], bytes | None]
 
 
 def openai_chunk_bytes(include_usage: bool, model: str) -> ChunkEncoder:
-    """Encode chunks as ``data: {...}``; usage-only chunks go out only when the client asked for usage."""
+    """Encode chunks as ``data: {...}``. Usage goes out only when asked for, and then (as OpenAI sends it) in a
+    chunk of its own with empty ``choices``; every other chunk carries ``"usage": null``."""
+
+    def frame(data: dict[str, object]) -> bytes:
+        return b"data: " + orjson.dumps(data) + b"\n\n"
 
     def encode(chunk: ChatChunk) -> bytes | None:
-        if chunk.usage is not None and not chunk.choices and not include_usage:
-            return None
-        data = chunk.model_dump(exclude_none=True, exclude={"modelyard"})
+        data = chunk.model_dump(exclude_none=True, exclude={"modelyard", "usage"})
         data["model"] = model
         data.setdefault("choices", [])
-        if include_usage and "usage" not in data:
-            data["usage"] = None
-        return b"data: " + orjson.dumps(data) + b"\n\n"
+        usage = chunk.usage.model_dump(exclude_none=True) if chunk.usage is not None else None
+        if usage is not None and not include_usage and not data["choices"]:
+            return None
+        if not include_usage or usage is None:
+            return frame({**data, "usage": None} if include_usage else data)
+        if not data["choices"]:
+            return frame({**data, "usage": usage})
+        return frame({**data, "usage": None}) + frame({**data, "choices": [], "usage": usage})
 
     return encode
 
