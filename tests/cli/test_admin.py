@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from modelyard.cli import templates_cmd
-from tests.cli.conftest import Invoke
+from tests.cli.conftest import Invoke, Target
 
 
 def test_models_table_json_and_provider_filter(cli: Invoke) -> None:
@@ -30,7 +30,7 @@ def test_models_with_a_key_list_priced_models(cli: Invoke) -> None:
     assert any(m.get("price") and m.get("context_window") for m in listed)
 
 
-def test_templates_list_show_and_new(cli: Invoke) -> None:
+def test_templates_list_show_and_new(cli: Invoke, target: Target) -> None:
     listed = orjson.loads(cli("templates", "list", "--json").stdout)
     assert {"commit", "reviewer"} <= {t["name"] for t in listed}
     assert "commit" in cli("templates", "list").stdout
@@ -41,11 +41,12 @@ def test_templates_list_show_and_new(cli: Invoke) -> None:
     assert created.exit_code == 0, created.output
     assert "variables: n, input" in created.stderr
     path = Path(os.environ["XDG_CONFIG_HOME"]) / "modelyard" / "templates" / "tldr.yaml"
-    assert path.is_file()
+    assert path.is_file() is not target.remote  # with --server it goes to the server's database
     shown = cli("templates", "show", "tldr")
     assert "Summarise in {{ n }} words" in shown.stdout and "temperature: 0.1" in shown.stdout
     data = orjson.loads(cli("templates", "show", "tldr", "--json").stdout)
-    assert data["origin"] == "user" and data["defaults"] == {"n": "10"} and data["model"] == "fake/echo"
+    assert data["origin"] == ("db" if target.remote else "user")
+    assert data["defaults"] == {"n": "10"} and data["model"] == "fake/echo"
     again = cli("templates", "new", "tldr", "-p", "x")
     assert again.exit_code == 2 and "already exists" in again.stderr
     assert cli("templates", "new", "tldr", "-p", "x {{ input }}", "-m", "fake/echo", "--force").exit_code == 0
@@ -92,7 +93,8 @@ def test_keys_json_shows_the_key_once_with_expiry(cli: Invoke) -> None:
     assert data["key"].startswith("sk-my-") and data["expires_at"] and data["active"]
 
 
-def test_db_status_and_upgrade(cli: Invoke, tmp_path: Path) -> None:
+def test_db_status_and_upgrade(local_cli: Invoke, tmp_path: Path) -> None:
+    cli = local_cli
     env = {"MODELYARD_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
     before = orjson.loads(cli("db", "status", "--json", env=env).stdout)
     assert before["revision"] is None and before["head"] and not before["up_to_date"]

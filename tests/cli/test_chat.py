@@ -12,7 +12,7 @@ import pytest
 
 from modelyard.cli.chat_input import read_message
 from modelyard.sdk.sync import Client
-from tests.cli.conftest import Invoke, conversation_id
+from tests.cli.conftest import Invoke, Target, conversation_id
 
 
 class Lines:
@@ -105,9 +105,12 @@ def test_unknown_conversation(cli: Invoke) -> None:
 
 
 @pytest.fixture
-def terminal_env(config_dir: Path) -> dict[str, str]:
+def terminal_env(config_dir: Path, target: Target) -> dict[str, str]:
+    """The child's environment; in server mode it reaches the live server through MODELYARD_SERVER."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update(TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1", COLUMNS="100", LINES="40", NO_COLOR="1")
+    if target.remote:
+        env["MODELYARD_SERVER"] = target.start().url
     return env
 
 

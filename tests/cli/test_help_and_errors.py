@@ -25,8 +25,8 @@ COMMANDS = [path for path in help_doc.command_paths(app) if path]
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
-def test_every_command_has_complete_help(cli: Invoke, path: list[str]) -> None:
-    result = cli(*path, "--help")
+def test_every_command_has_complete_help(local_cli: Invoke, path: list[str]) -> None:
+    result = local_cli(*path, "--help")
     assert result.exit_code == 0, result.output
     command: Any = typer.main.get_command(app)
     for name in path:
@@ -36,12 +36,12 @@ def test_every_command_has_complete_help(cli: Invoke, path: list[str]) -> None:
     assert undocumented == [], f"modelyard {' '.join(path)}: no help for {undocumented}"
 
 
-def test_root_help_documents_the_exit_codes(cli: Invoke) -> None:
-    result = cli("--help")
+def test_root_help_documents_the_exit_codes(local_cli: Invoke) -> None:
+    result = local_cli("--help")
     assert "Exit codes:" in result.stdout
     for code, meaning in EXIT_CODES.items():
         assert f"{code:>3}  {meaning}" in result.stdout
-    assert cli("--version").stdout.startswith("modelyard ")
+    assert local_cli("--version").stdout.startswith("modelyard ")
 
 
 def test_the_committed_reference_matches_the_help() -> None:
@@ -82,7 +82,7 @@ def test_close_names() -> None:
 
 
 def test_run_guarded_accepts_debug_anywhere(
-    cli: Invoke, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    local_cli: Invoke, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     args = ["prompt", "-m", "fake/echo", "--cid", "conv_missing", "hi"]
@@ -92,14 +92,14 @@ def test_run_guarded_accepts_debug_anywhere(
         run_guarded(app, [*args, "--debug"])
 
 
-def test_unexpected_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, cli: Invoke) -> None:
+def test_unexpected_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, local_cli: Invoke) -> None:
     import modelyard.cli.models_cmd as models_cmd
 
-    def boom() -> None:
+    def boom(*args: object) -> None:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(models_cmd, "open_client", boom)
-    result = cli("models")
+    result = local_cli("models")
     assert result.exit_code == 1
     assert result.stderr == "error: RuntimeError: disk on fire (run with --debug for details)\n"
 

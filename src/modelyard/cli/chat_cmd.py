@@ -14,7 +14,7 @@ from modelyard.cli.chat_session import ChatSession
 from modelyard.cli.errors import debug_enabled, describe
 from modelyard.cli.options import ModelOption, SystemOption
 from modelyard.cli.render import err, out
-from modelyard.cli.session import open_client
+from modelyard.cli.session import Connection, connection_of, open_client
 from modelyard.errors import ModelyardError
 
 Handler = Callable[[ChatSession, str], bool]
@@ -53,7 +53,7 @@ def chat(
       /fork            /reset         /usage           /cost           /retry
       /help            /exit
     """
-    with open_client() as client:
+    with open_client(ctx) as client:
         session = ChatSession(client, model=model, system=system)
         if cid is not None:
             session.load(cid)
@@ -62,10 +62,12 @@ def chat(
         err.print(
             Text(f"chatting with {session.model_name}; /help for commands, /exit or Ctrl-D to leave", style="dim")
         )
-        repl(session, make_reader(), debug=debug_enabled(ctx))
+        repl(session, make_reader(), debug=debug_enabled(ctx), connection=connection_of(ctx))
 
 
-def repl(session: ChatSession, reader: LineReader, *, debug: bool = False) -> None:
+def repl(
+    session: ChatSession, reader: LineReader, *, debug: bool = False, connection: Connection | None = None
+) -> None:
     """Read, answer, repeat, until /exit or the end of input. Errors are shown and the session goes on."""
     while True:
         try:
@@ -83,7 +85,7 @@ def repl(session: ChatSession, reader: LineReader, *, debug: bool = False) -> No
         except KeyboardInterrupt:
             err.print(Text("(interrupted)", style="dim"))
         except ModelyardError as exc:
-            err.print(Text.assemble(("error: ", "bold red"), describe(exc)))
+            err.print(Text.assemble(("error: ", "bold red"), describe(exc, connection)))
         except Exception as exc:  # the session outlives a bug in one turn; --debug shows it
             if debug:
                 raise

@@ -11,7 +11,6 @@ from rich.text import Text
 from modelyard.cli import conversations
 from modelyard.cli.chat_render import Answer, show_history, show_stream
 from modelyard.cli.render import money, out, waiting_label
-from modelyard.cli.session import run, stores, template_library
 from modelyard.storage.base import Conversation, LogQuery
 
 if TYPE_CHECKING:
@@ -51,7 +50,8 @@ class ChatSession:
 
     @property
     def model_name(self) -> str:
-        return self.model or str(self.client.gateway.settings.default_model)
+        """The model messages go to: the chosen one, or the gateway's default (a server's, with --server)."""
+        return self.model or self.client.default_model()
 
     def note(self, text: str) -> None:
         out.print(Text(text, style="dim"))
@@ -93,7 +93,7 @@ class ChatSession:
         last = users[-1]
         question = conversation.messages[last].model_dump(exclude_none=True)
         kept = conversation.messages[:last]
-        run(self.client, stores(self.client).conversations.replace_messages(self.conversation_id, kept))
+        self.client.admin.replace_messages(self.conversation_id, kept)
         return self._send([question])
 
     # ----- the conversation --------------------------------------------------------------------------
@@ -160,7 +160,7 @@ class ChatSession:
             self.template = None
             self.note("template cleared")
             return
-        self.template = run(self.client, template_library(self.client).get(name))
+        self.template = self.client.admin.template(name)
         if self.template.model and self.model is None:
             self.model = self.template.model
         self.note(f"template {name}: each message fills its input")
@@ -181,7 +181,6 @@ class ChatSession:
         out.print(f"this session: {money(self.totals.cost)}")
         if self.conversation_id is None:
             return
-        where = LogQuery(conversation_id=self.conversation_id)
-        rows = run(self.client, stores(self.client).logs.summary("model", where=where))
+        rows = self.client.admin.cost("model", where=LogQuery(conversation_id=self.conversation_id))
         logged = sum(r.cost for r in rows)
         out.print(f"conversation {self.conversation_id} (logged so far): {money(logged)}")

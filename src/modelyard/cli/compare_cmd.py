@@ -17,7 +17,7 @@ from rich.text import Text
 from modelyard.cli.errors import describe, exit_code_for
 from modelyard.cli.options import ParamsOption, PromptArgument, SystemOption, parse_key_values
 from modelyard.cli.render import err, money, number, out, print_json
-from modelyard.cli.session import open_client, stores
+from modelyard.cli.session import Connection, connection_of, open_client
 from modelyard.errors import ModelyardError
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class Result:
 
 
 def compare(
+    ctx: typer.Context,
     text: PromptArgument = None,
     models: Annotated[
         list[str] | None, typer.Option("-m", "--model", metavar="MODEL", help="A model to compare (repeat it).")
@@ -68,9 +69,9 @@ def compare(
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": content})
     params = parse_key_values(option or [])
-    with open_client() as client:
-        stores(client)  # open the database first, so latencies measure the models and not the start-up
-        results = _run_all(client, chosen, messages, params)
+    with open_client(ctx) as client:
+        client.warm_up()  # open the database (or the connection) first: latencies measure the models
+        results = _run_all(client, chosen, messages, params, connection_of(ctx))
     if json_out:
         print_json([{k: v for k, v in asdict(r).items() if k != "exit_code"} for r in results])
     else:
@@ -80,7 +81,9 @@ def compare(
         raise typer.Exit(failed[0].exit_code)
 
 
-def _run_all(client: Client, models: list[str], messages: list[dict[str, Any]], params: dict[str, Any]) -> list[Result]:
+def _run_all(
+    client: Client, models: list[str], messages: list[dict[str, Any]], params: dict[str, Any], connection: Connection
+) -> list[Result]:
     """Every model at once (one thread each, all on the client's event loop), with a progress line per model."""
     progress = Progress(
         SpinnerColumn(),
@@ -91,18 +94,27 @@ def _run_all(client: Client, models: list[str], messages: list[dict[str, Any]], 
     )
     with progress, ThreadPoolExecutor(max_workers=len(models)) as pool:
         tasks = {model: progress.add_task(f"{model}: waiting", total=None) for model in models}
-        futures = [pool.submit(_run_one, client, m, messages, params, progress, tasks[m]) for m in models]
+        call = Call(client, messages, params, connection)
+        futures = [pool.submit(_run_one, call, m, progress, tasks[m]) for m in models]
         return [f.result() for f in futures]
 
 
-def _run_one(
-    client: Client, model: str, messages: list[dict[str, Any]], params: dict[str, Any], progress: Progress, task: TaskID
-) -> Result:
+@dataclass
+class Call:
+    """What every model is sent, and through which client."""
+
+    client: Client
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+    connection: Connection
+
+
+def _run_one(call: Call, model: str, progress: Progress, task: TaskID) -> Result:
     result = Result(model=model)
     started = time.monotonic()
     parts: list[str] = []
     try:
-        stream = client.stream(model, messages, **params, tags=["compare"])
+        stream = call.client.stream(model, call.messages, **call.params, tags=["compare"])
         for chunk in stream:
             if chunk.usage is not None:
                 result.prompt_tokens = chunk.usage.prompt_tokens
@@ -116,7 +128,7 @@ def _run_one(
         info = stream.info
         result.served_model, result.cost = (info.served_model, info.cost) if info is not None else (None, None)
     except ModelyardError as exc:
-        result.error, result.exit_code = describe(exc), exit_code_for(exc)
+        result.error, result.exit_code = describe(exc, call.connection), exit_code_for(exc)
     elapsed = time.monotonic() - started
     result.text, result.latency_ms = "".join(parts), round(elapsed * 1000, 1)
     generation = elapsed - (result.ttft_ms or 0) / 1000

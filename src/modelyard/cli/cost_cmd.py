@@ -10,7 +10,7 @@ from rich.table import Table
 
 from modelyard.cli.options import WHEN_HELP, parse_when
 from modelyard.cli.render import err, money, number, out, print_json
-from modelyard.cli.session import open_client, run, stores
+from modelyard.cli.session import open_client
 from modelyard.storage.base import SummaryRow
 
 
@@ -32,6 +32,7 @@ _COLUMNS: dict[GroupBy, Literal["model", "caller", "day", "tag", "provider"]] = 
 
 
 def cost(
+    ctx: typer.Context,
     by: Annotated[GroupBy, typer.Option("--by", help="Group the totals by this.")] = GroupBy.model,
     since: Annotated[str | None, typer.Option("--since", metavar="WHEN", help=f"From this time: {WHEN_HELP}")] = None,
     until: Annotated[
@@ -43,8 +44,8 @@ def cost(
 
     Each row has requests, tokens, cost, errors and p50/p95 latency."""
     start, end = parse_when(since), parse_when(until)
-    with open_client() as client:
-        rows = run(client, stores(client).logs.summary(_COLUMNS[by], start, end))
+    with open_client(ctx) as client:
+        rows = client.admin.cost(_COLUMNS[by], since=start, until=end)
     if json_out:
         print_json([r.model_dump(mode="json") for r in rows])
         return

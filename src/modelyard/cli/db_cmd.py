@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from modelyard.cli.render import err, out, print_json
+from modelyard.cli.session import open_client, require_local
 from modelyard.config import load_settings
 
 app = typer.Typer(help="The database: migrate it, see where it stands.", no_args_is_help=True)
@@ -31,11 +32,15 @@ async def revisions(url: str | None) -> tuple[str | None, str | None]:
 
 @app.command("upgrade")
 def upgrade(
+    ctx: typer.Context,
     revision: Annotated[str, typer.Option("--revision", metavar="REV", help="Target revision.")] = "head",
 ) -> None:
-    """Create or migrate the database schema (safe to run again; it runs on first use too)."""
+    """Create or migrate the database schema (safe to run again; it runs on first use too).
+
+    Not through --server: a server migrates its own database when it starts."""
     from modelyard.storage.migrate import upgrade as run_upgrade
 
+    require_local(ctx, "db upgrade", "run it on the server's host (a server also migrates its database on start)")
     settings = load_settings()
     with err.status("migrating the database…"):
         asyncio.run(run_upgrade(settings.database_url, revision))
@@ -44,10 +49,12 @@ def upgrade(
 
 
 @app.command("status")
-def status(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """The database URL, its revision and the newest one this version ships."""
-    current, head = asyncio.run(revisions(load_settings().database_url))
-    state: dict[str, Any] = {"url": database_url(), "revision": current, "head": head, "up_to_date": current == head}
+def status(ctx: typer.Context, json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The database URL, its revision and the newest one this version ships (a server's, with --server)."""
+    with open_client(ctx) as client:
+        found = client.admin.database()
+    current, head = found.revision, found.head
+    state: dict[str, Any] = found.model_dump()
     if json_out:
         print_json(state)
         return

@@ -11,8 +11,10 @@ from rich.text import Text
 
 from modelyard.cli import doctor_checks as checks
 from modelyard.cli.doctor_checks import Check
+from modelyard.cli.doctor_remote import remote_checks
 from modelyard.cli.errors import EXIT_CHECKS
 from modelyard.cli.render import err, out, print_json
+from modelyard.cli.session import connection_of
 from modelyard.config import Settings
 from modelyard.errors import ModelyardError
 
@@ -28,6 +30,7 @@ _STYLE = {
 
 
 def doctor(
+    ctx: typer.Context,
     no_load: Annotated[bool, typer.Option("--no-load", help="Find the local model but do not load it.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
 ) -> None:
@@ -35,12 +38,17 @@ def doctor(
 
     Each problem comes with its fix; the exit code is 5 when something is broken.
 
-    Key values are never printed, only the names of the variables that hold them.
+    Key values are never printed, only the names of the variables that hold them. With --server it checks the
+    server instead: it answers, accepts the key, is ready (database, default model) and lists models.
     """
-    config, settings = checks.check_config()
-    results = [config]
-    if settings is not None:
-        results += _run_checks(settings, load=not no_load)
+    connection = connection_of(ctx)
+    if connection.remote:
+        results = remote_checks(connection)
+    else:
+        config, settings = checks.check_config()
+        results = [config]
+        if settings is not None:
+            results += _run_checks(settings, load=not no_load)
     if json_out:
         print_json([c.as_dict() for c in results])
     else:

@@ -11,6 +11,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from modelyard import errors
+from modelyard.cli.session import API_KEY_ENV, Connection, connection_of
 
 if TYPE_CHECKING:
     from typer._click.core import Context  # typer's own click: what TyperGroup.invoke is given
@@ -28,7 +29,7 @@ EXIT_CODES = {
     EXIT_OK: "success",
     EXIT_ERROR: "unexpected error (run with --debug for the traceback)",
     EXIT_USAGE: "bad usage or request: unknown model, template, conversation or option",
-    EXIT_CONFIG: "configuration problem: missing API key, invalid modelyard.yaml, missing local model",
+    EXIT_CONFIG: "configuration problem: missing or refused API key, invalid modelyard.yaml, missing local model",
     EXIT_PROVIDER: "the provider failed: rate limit, timeout, connection or upstream error",
     EXIT_CHECKS: "modelyard doctor found something broken",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
@@ -48,13 +49,18 @@ def exit_codes_epilog() -> str:
 def exit_code_for(error: errors.ModelyardError) -> int:
     if isinstance(error, errors.ConfigError):
         return EXIT_CONFIG
+    if isinstance(error, errors.AuthenticationError | errors.PermissionDeniedError) and error.provider is None:
+        return EXIT_CONFIG  # our own server refused the key (a provider refusing ours names the provider)
     if isinstance(error, errors.BadRequestError | errors.NotFoundError):
         return EXIT_USAGE
     return EXIT_PROVIDER
 
 
-def describe(error: errors.ModelyardError) -> str:
-    """One line: the message, where it happened (unless the message says it already) and a suggestion."""
+def describe(error: errors.ModelyardError, connection: Connection | None = None) -> str:
+    """One line: the message, where it happened (unless the message says it already) and a suggestion.
+
+    Close model names come from the gateway the command used: in-process, or the server of ``connection``.
+    """
     text = error.message
     where = "/".join(x for x in (error.provider, error.model) if x)
     if where and not all(part in text for part in (error.provider, error.model) if part):
@@ -62,10 +68,21 @@ def describe(error: errors.ModelyardError) -> str:
     if isinstance(error, errors.NotFoundError) and error.param == "model" and error.model:
         from modelyard.cli.suggest import suggest_models
 
-        close = suggest_models(error.model)
+        close = suggest_models(error.model, connection)
         if close:
             text += f"; did you mean {', '.join(close)}?"
+    if connection is not None and connection.remote and error.provider is None and "master key" not in text:
+        text += _key_hint(error)
     return " ".join(text.split())
+
+
+def _key_hint(error: errors.ModelyardError) -> str:
+    """What to do when the --server refused the key."""
+    if isinstance(error, errors.AuthenticationError):
+        return f"; pass the server's key with --api-key or {API_KEY_ENV}"
+    if isinstance(error, errors.PermissionDeniedError):
+        return f"; this needs the server's master key (--api-key or {API_KEY_ENV})"
+    return ""
 
 
 def print_error(message: str) -> None:
@@ -89,7 +106,7 @@ class GuardedGroup(TyperGroup):
         except errors.ModelyardError as exc:
             if debug_enabled(ctx):
                 raise
-            print_error(describe(exc))
+            print_error(describe(exc, connection_of(ctx)))
             ctx.exit(exit_code_for(exc))
         except KeyboardInterrupt:
             ctx.exit(EXIT_INTERRUPTED)

@@ -9,9 +9,9 @@ from rich.table import Table
 
 from modelyard.cli.options import parse_future, split_csv
 from modelyard.cli.render import err, money, number, out, print_json, print_wide, when
-from modelyard.cli.session import open_client, run, stores
+from modelyard.cli.session import open_client
 from modelyard.errors import NotFoundError
-from modelyard.storage.base import VirtualKey, new_virtual_key
+from modelyard.storage.base import VirtualKey
 
 app = typer.Typer(help="Virtual API keys for the modelyard server.", no_args_is_help=True)
 
@@ -25,6 +25,7 @@ def _public(key: VirtualKey) -> dict[str, Any]:
 
 @app.command("create")
 def create_key(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="A name to recognise the key by.")],
     models: Annotated[
         list[str] | None,
@@ -37,11 +38,9 @@ def create_key(
     json_out: JsonOut = False,
 ) -> None:
     """Create a key and print it: this is the only time the key itself is shown."""
-    fields: dict[str, Any] = {"allowed_models": split_csv(models), "rpm": rpm, "tpm": tpm, "budget": budget}
-    fields["expires_at"] = parse_future(expires)
-    with open_client() as client:
-        key, plaintext = new_virtual_key(name, client.gateway.key_secret(), created_by="cli", **fields)
-        saved: VirtualKey = run(client, stores(client).keys.create(key))
+    limits: dict[str, Any] = {"rpm": rpm, "tpm": tpm, "budget": budget, "expires_at": parse_future(expires)}
+    with open_client(ctx) as client:
+        saved, plaintext = client.admin.create_key(name, allowed_models=split_csv(models), created_by="cli", **limits)
     if json_out:
         print_json({**_public(saved), "key": plaintext})
         return
@@ -51,12 +50,13 @@ def create_key(
 
 @app.command("list")
 def list_keys(
+    ctx: typer.Context,
     all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
     json_out: JsonOut = False,
 ) -> None:
     """Keys with their limits and spend (never the key itself)."""
-    with open_client() as client:
-        keys: list[VirtualKey] = run(client, stores(client).keys.list(include_revoked=all_keys))
+    with open_client(ctx) as client:
+        keys = client.admin.keys(include_revoked=all_keys)
     if json_out:
         print_json([_public(k) for k in keys])
         return
@@ -83,11 +83,12 @@ def list_keys(
 
 @app.command("revoke")
 def revoke_key(
+    ctx: typer.Context,
     key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id (vk_…), as `keys list` shows it.")],
 ) -> None:
     """Revoke a key: requests with it are refused from now on."""
-    with open_client() as client:
-        revoked = run(client, stores(client).keys.revoke(key_id))
+    with open_client(ctx) as client:
+        revoked = client.admin.revoke_key(key_id)
     if not revoked:
         raise NotFoundError(f"no active key {key_id!r}: see `modelyard keys list --all`", param="key_id")
     err.print(f"revoked {key_id}")

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from modelyard.cli.options import WHEN_HELP, parse_when
 from modelyard.cli.render import err, money, number, out, print_json, print_wide, when
-from modelyard.cli.session import open_client, run, stores
+from modelyard.cli.session import open_client
 from modelyard.errors import NotFoundError
 from modelyard.storage.base import LogQuery, RequestLog
 
@@ -72,6 +72,7 @@ def build_query(
 
 @app.command("list")
 def list_logs(
+    ctx: typer.Context,
     model: Model = None,
     status: StatusOpt = None,
     since: Since = None,
@@ -84,13 +85,14 @@ def list_logs(
 ) -> None:
     """The latest requests, newest first."""
     query = build_query(model, status, since, until, key, tag, conversation, limit=limit)
-    with open_client() as client:
-        page = run(client, stores(client).logs.query(query))
+    with open_client(ctx) as client:
+        page = client.admin.logs(query)
     _render_rows(page.items, json_out)
 
 
 @app.command("search")
 def search_logs(
+    ctx: typer.Context,
     text: Annotated[
         str, typer.Argument(metavar="TEXT", help="Words that must all appear in the prompt or the response.")
     ],
@@ -105,20 +107,21 @@ def search_logs(
     json_out: JsonOut = False,
 ) -> None:
     """Full-text search over prompts and responses, newest first."""
-    query = build_query(model, status, since, until, key, tag, conversation, limit=limit, text=text)
-    with open_client() as client:
-        page = run(client, stores(client).logs.query(query))
+    query = build_query(model, status, since, until, key, tag, conversation, limit=limit)
+    with open_client(ctx) as client:
+        page = client.admin.search_logs(text, query)
     _render_rows(page.items, json_out)
 
 
 @app.command("show")
 def show_log(
+    ctx: typer.Context,
     request_id: Annotated[str, typer.Argument(metavar="ID", help="The request id, as `logs list` shows it.")],
     json_out: JsonOut = False,
 ) -> None:
     """One request in full: attempts, messages, response, usage and cost."""
-    with open_client() as client:
-        log = run(client, stores(client).logs.get(request_id))
+    with open_client(ctx) as client:
+        log = client.admin.log(request_id)
     if log is None:
         raise NotFoundError(f"no request {request_id!r}: see `modelyard logs list`", param="request_id")
     if json_out:
@@ -133,6 +136,7 @@ def show_log(
 
 @app.command("export")
 def export_logs(
+    ctx: typer.Context,
     format: Annotated[ExportFormat, typer.Option("-f", "--format", help="Output format.")] = ExportFormat.jsonl,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", metavar="FILE", help="Write to this file (default: stdout).")
@@ -148,29 +152,18 @@ def export_logs(
     """Every matching request as JSON lines or CSV (newest first)."""
     fmt: Literal["jsonl", "csv"] = "csv" if format is ExportFormat.csv else "jsonl"
     query = build_query(model, status, since, until, key, tag, conversation)
-    with open_client() as client:
-        store = stores(client)
-        total = run(client, store.logs.count(query))
-        lines = store.logs.export(query, fmt)
+    with open_client(ctx) as client:
         if output is None:
-            for line in _drain(client, lines):
+            for line in client.admin.export_logs(query, fmt):
                 out.out(line, end="")
             return
+        total = client.admin.count_logs(query)
         with output.open("w", encoding="utf-8", newline="") as handle, _progress() as progress:
             task = progress.add_task(f"exporting to {output}", total=total + (fmt == "csv"))  # csv: a header
-            for line in _drain(client, lines):
+            for line in client.admin.export_logs(query, fmt):
                 handle.write(line)
                 progress.advance(task)
     err.print(f"exported {total} requests to {output}")
-
-
-def _drain(client: Any, lines: Any) -> Any:
-    """Iterate an async line iterator from the client's loop, one line at a time."""
-    while True:
-        try:
-            yield run(client, lines.__anext__())
-        except StopAsyncIteration:
-            return
 
 
 def _progress() -> Progress:

@@ -22,6 +22,7 @@ from modelyard.cli import (
     templates_cmd,
 )
 from modelyard.cli.errors import GuardedGroup, exit_codes_epilog, run_guarded
+from modelyard.cli.session import API_KEY_ENV, SERVER_ENV, remember
 
 app = typer.Typer(
     name="modelyard",
@@ -56,6 +57,24 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar=SERVER_ENV,
+            metavar="URL",
+            help="Send every command to this modelyard server instead of running the gateway in-process.",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar=API_KEY_ENV,
+            metavar="KEY",
+            help="The server's key for --server: its master key for logs, cost, keys and templates.",
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks (also: MODELYARD_DEBUG=1).")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
@@ -64,8 +83,10 @@ def _root(
     """One chat API, gateway and workbench over every LLM provider and a local model.
 
     Start with `modelyard doctor`, then `modelyard prompt "hello"` (the local model needs no key).
+    With --server URL every command goes through that server, with the same output.
     """
     ctx.meta["debug"] = debug
+    remember(ctx, server, api_key)
 
 
 def main() -> None:

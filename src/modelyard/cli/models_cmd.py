@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from modelyard.cli.render import err, number, print_json, print_wide
 from modelyard.cli.session import open_client
+from modelyard.errors import AuthenticationError, PermissionDeniedError
 from modelyard.types.models import ModelInfo
+
+if TYPE_CHECKING:
+    from modelyard.sdk.sync import Client
 
 
 def models(
+    ctx: typer.Context,
     provider: Annotated[
         str | None, typer.Option("-p", "--provider", metavar="NAME", help="Only this provider's models.")
     ] = None,
@@ -21,9 +26,9 @@ def models(
     """Models usable with the current keys: context window, price.
 
     Prices are USD per 1M input / output tokens."""
-    with open_client() as client:
+    with open_client(ctx) as client:
         listed = client.models()
-        known = set(client.gateway.specs)
+        known = _providers(client, listed) if provider is not None else set()
     if provider is not None:
         if provider not in known:
             raise typer.BadParameter(f"unknown provider {provider!r}; known: {', '.join(sorted(known))}")
@@ -35,6 +40,14 @@ def models(
         err.print("no models: set a provider key (see `modelyard doctor`) or list models in modelyard.yaml")
         return
     print_wide(_table(listed))
+
+
+def _providers(client: Client, listed: list[ModelInfo]) -> set[str]:
+    """The providers the gateway knows; for a server key without admin rights, those of the listed models."""
+    try:
+        return set(client.admin.info().providers)
+    except (AuthenticationError, PermissionDeniedError):
+        return {m.provider or m.id.partition("/")[0] for m in listed}
 
 
 def _table(listed: list[ModelInfo]) -> Table:

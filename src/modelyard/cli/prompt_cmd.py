@@ -18,7 +18,7 @@ from modelyard.cli.options import (
     parse_text_values,
 )
 from modelyard.cli.render import err, out, print_json, until_first, usage_line, waiting_label
-from modelyard.cli.session import open_client, run, template_library
+from modelyard.cli.session import open_client
 
 if TYPE_CHECKING:
     from modelyard.sdk.sync import Client
@@ -34,6 +34,7 @@ class PromptRequest:
 
 
 def prompt(
+    ctx: typer.Context,
     text: PromptArgument = None,
     model: ModelOption = None,
     system: SystemOption = None,
@@ -66,12 +67,13 @@ def prompt(
     piped = None if sys.stdin.isatty() else sys.stdin.read()
     content = "\n\n".join(p for p in (text, piped) if p)
     params = parse_key_values(option or [])
-    with open_client() as client:
+    with open_client(ctx) as client:
         request = _build(client, content, model, system, template, parse_text_values(variable or []), params)
         conversation = conversations.resolve(
             client, continue_last=continue_last, conversation_id=cid, model=request.model, system=system
         )
-        conversation_id, request.model = conversation.id, request.model or conversation.model
+        conversation_id = conversation.id if conversation is not None else None
+        request.model = request.model or (conversation.model if conversation is not None else None)
         call = {**request.params, "conversation_id": conversation_id}
         with conversations.dropped_if_empty(client, conversation):
             if json_out or no_stream:
@@ -97,8 +99,7 @@ def _build(
             raise typer.BadParameter("give a prompt as an argument or on stdin", param_hint="TEXT")
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
         return PromptRequest(model, [*messages, {"role": "user", "content": content}], params)
-    library = template_library(client)
-    rendered = run(client, library.get(template)).render(values, input=content or None)
+    rendered = client.admin.template(template).render(values, input=content or None)
     messages = [m.model_dump(exclude_none=True) for m in rendered.messages]
     if system:
         messages = [{"role": "system", "content": system}, *(m for m in messages if m["role"] != "system")]

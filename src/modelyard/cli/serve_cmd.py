@@ -7,9 +7,11 @@ from typing import Annotated
 import typer
 
 from modelyard.cli.render import err
+from modelyard.cli.session import require_local
 
 
 def serve(
+    ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Address to bind (default: settings, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: settings, 4000).")] = None,
     config: Annotated[str | None, typer.Option("--config", help="A modelyard.yaml to read.")] = None,
@@ -24,6 +26,7 @@ def serve(
     from modelyard.config import load_settings
     from modelyard.server.run import serve as run_server
 
+    require_local(ctx, "serve", "it starts a server here; drop --server (or unset MODELYARD_SERVER)")
     settings = load_settings(config)
     bind_host = host or settings.server.host
     bind_port = settings.server.port if port is None else port

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 from collections.abc import Iterable
+
+from modelyard.cli.session import Connection, new_client
+from modelyard.errors import AuthenticationError, PermissionDeniedError
 
 
 def close_names(name: str, model_ids: Iterable[str], providers: Iterable[str], limit: int = 3) -> list[str]:
@@ -22,18 +24,21 @@ def close_names(name: str, model_ids: Iterable[str], providers: Iterable[str], l
     return list(dict.fromkeys(found))[:limit]
 
 
-async def _known() -> tuple[list[str], list[str]]:
-    from modelyard.gateway import Gateway
+def _known(connection: Connection) -> tuple[list[str], list[str]]:
+    """Model ids and provider names of the gateway the command used (a server's with ``--server``)."""
+    with new_client(connection) as client:
+        ids = [m.id for m in client.models()]
+        try:
+            providers = client.admin.info().providers
+        except (AuthenticationError, PermissionDeniedError):  # a key without admin rights: what the models say
+            providers = sorted({i.partition("/")[0] for i in ids})
+    return ids, providers
 
-    async with Gateway() as gateway:
-        models = await gateway.models()
-        return [m.id for m in models], list(gateway.specs)
 
-
-def suggest_models(name: str) -> list[str]:
-    """Suggestions for an unknown model (empty when settings cannot be read)."""
+def suggest_models(name: str, connection: Connection | None = None) -> list[str]:
+    """Suggestions for an unknown model (empty when settings cannot be read or the server cannot tell)."""
     try:
-        ids, providers = asyncio.run(_known())
+        ids, providers = _known(connection or Connection())
     except Exception:  # a suggestion is a nicety: never hide the real error behind a second one
         return []
     return close_names(name, ids, providers)

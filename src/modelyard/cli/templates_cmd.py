@@ -11,7 +11,7 @@ from rich.table import Table
 
 from modelyard.cli.options import parse_key_values, parse_text_values
 from modelyard.cli.render import err, out, print_json
-from modelyard.cli.session import open_client, run, template_library
+from modelyard.cli.session import open_client
 
 app = typer.Typer(help="Prompt templates: list, show and create them.", no_args_is_help=True)
 
@@ -28,11 +28,12 @@ def _summary(template: Any) -> dict[str, Any]:
 
 @app.command("list")
 def list_templates(
+    ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Every template by name, with where it comes from and the variables it takes."""
-    with open_client() as client:
-        templates = run(client, template_library(client).list())
+    with open_client(ctx) as client:
+        templates = client.admin.templates()
     if json_out:
         print_json([_summary(t) for t in templates])
         return
@@ -46,12 +47,13 @@ def list_templates(
 
 @app.command("show")
 def show_template(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="The template's name.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of YAML.")] = False,
 ) -> None:
     """A template's YAML (system prompt, prompt, defaults, suggested model and params)."""
-    with open_client() as client:
-        template = run(client, template_library(client).get(name))
+    with open_client(ctx) as client:
+        template = client.admin.template(name)
     if json_out:
         print_json({**template.model_dump(mode="json"), "variables": template.variables()})
         return
@@ -66,6 +68,7 @@ def _interactive() -> bool:
 
 @app.command("new")
 def new_template(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="Name (letters, digits, . _ -); also the file name.")],
     prompt: Annotated[
         str | None,
@@ -84,7 +87,7 @@ def new_template(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing template of this name.")] = False,
 ) -> None:
-    """Create a template in your config folder, from options or by answering prompts.
+    """Create a template in your config folder (with --server: the server's database), from options or prompts.
 
     {{input}} is filled by piped stdin or the prompt text; when a template does not use it, it is appended.
     """
@@ -105,8 +108,7 @@ def new_template(
     }
     from modelyard.templates import template_from_content
 
-    with open_client() as client:
-        library = template_library(client)
-        template = template_from_content(content, name=name, origin="user")
-        path = library.save_user(template, overwrite=force)
-    err.print(f"saved template {name!r} to {path}; variables: {', '.join(template.variables()) or 'none'}")
+    template = template_from_content(content, name=name, origin="user")
+    with open_client(ctx) as client:
+        where = client.admin.save_template(template, overwrite=force)
+    err.print(f"saved template {name!r} to {where}; variables: {', '.join(template.variables()) or 'none'}")

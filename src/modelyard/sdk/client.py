@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
+from modelyard import errors
 from modelyard.config import Settings, load_settings
 from modelyard.errors import NotFoundError
 from modelyard.pipeline import CallOptions, ChatStream
+from modelyard.sdk.admin import Admin
+from modelyard.sdk.pacing import paced
 from modelyard.sdk.remote import RemoteTransport
 from modelyard.sdk.transport import InProcessTransport, Transport
 from modelyard.storage.base import Conversation
@@ -15,6 +18,8 @@ from modelyard.types.chat import ChatChunk, ChatRequest, ChatResponse, Message
 from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from modelyard.types.models import ModelInfo
 from modelyard.types.validation import parse_model
+
+T = TypeVar("T")
 
 MessagesInput = Sequence[Message | dict[str, Any]]
 
@@ -49,15 +54,14 @@ class StreamHandle:
     or on ``aclose()``.
     """
 
-    def __init__(self, transport: Transport, request: ChatRequest, options: CallOptions) -> None:
-        self._transport = transport
-        self._request = request
-        self._options = options
+    def __init__(self, opener: Callable[[], Awaitable[ChatStream]]) -> None:
+        self._opener = opener
         self._stream: ChatStream | None = None
 
     async def start(self) -> ChatStream:
+        """Open the stream (the request is sent now); calling it again returns the same stream."""
         if self._stream is None:
-            self._stream = await self._transport.stream(self._request, self._options)
+            self._stream = await self._opener()
         return self._stream
 
     @property
@@ -88,8 +92,19 @@ class StreamHandle:
         await self.aclose()
 
 
+#: What a client falls back to when a server will not say its default model (a key without admin rights).
+FALLBACK_DEFAULT_MODEL = str(Settings.model_fields["default_model"].default)
+FALLBACK_DEFAULT_EMBEDDING_MODEL = str(Settings.model_fields["default_embedding_model"].default)
+DEFAULT_TIMEOUT = float(Settings.model_fields["timeout"].default)
+
+
 class AsyncClient:
-    """Async SDK. ``AsyncClient()`` runs an in-process gateway; ``AsyncClient(base_url=...)`` uses a server."""
+    """Async SDK. ``AsyncClient()`` runs an in-process gateway; ``AsyncClient(base_url=...)`` uses a server.
+
+    ``pace_on_rate_limit=True`` makes ``chat``, ``stream`` and ``embed`` wait out a rate limit that says when to
+    come back (a 429 with ``Retry-After``) and try again, within the call's ``timeout``, instead of raising
+    ``RateLimitError`` at once (see ``modelyard.sdk.pacing``).
+    """
 
     def __init__(
         self,
@@ -98,6 +113,7 @@ class AsyncClient:
         base_url: str | None = None,
         api_key: str | None = None,
         gateway: Any = None,
+        pace_on_rate_limit: bool = False,
         **overrides: Any,
     ) -> None:
         if base_url is not None:
@@ -107,6 +123,9 @@ class AsyncClient:
                 settings = load_settings(**overrides)
             self._transport = InProcessTransport(settings, gateway)
         self.settings = settings
+        self.pace_on_rate_limit = pace_on_rate_limit
+        self._admin: Admin | None = None
+        self._default_models: tuple[str, str] | None = None
 
     @property
     def gateway(self) -> Any:
@@ -115,27 +134,105 @@ class AsyncClient:
             raise AttributeError("a remote client has no in-process gateway")
         return self._transport.gateway
 
-    def _request(self, model: str | None, messages: MessagesInput, params: dict[str, Any]) -> ChatRequest:
-        default = self.settings.default_model if self.settings else "local/smollm2"
-        data = {"model": model or default, "messages": [_plain(m) for m in messages], **params}
+    @property
+    def remote(self) -> bool:
+        """Whether this client talks to a modelyard server (``base_url``) rather than an in-process gateway."""
+        return isinstance(self._transport, RemoteTransport)
+
+    @property
+    def admin(self) -> Admin:
+        """Logs, cost, conversations, system prompts, templates and keys: the same methods in-process and remote.
+
+        Remote, they use the server's admin API, which needs the server's master key as ``api_key``.
+        """
+        if self._admin is None:
+            if isinstance(self._transport, RemoteTransport):
+                from modelyard.sdk.admin_remote import RemoteAdmin
+
+                self._admin = RemoteAdmin(self._transport)
+            else:
+                from modelyard.sdk.admin_local import InProcessAdmin
+
+                transport = self._transport
+                assert isinstance(transport, InProcessTransport)
+                self._admin = InProcessAdmin(lambda: transport.gateway)
+        return self._admin
+
+    async def default_model(self) -> str:
+        """The model used when a call names none: the gateway's ``default_model`` (a server's, when remote).
+
+        A server that will not tell (a key without admin rights) leaves the built-in default.
+        """
+        return (await self._defaults())[0]
+
+    async def _defaults(self) -> tuple[str, str]:
+        """(default chat model, default embedding model) of the gateway, asked once."""
+        if self._default_models is None:
+            settings = self.settings
+            if settings is None and not self.remote:
+                settings = self.gateway.settings
+            if settings is not None:
+                self._default_models = (settings.default_model, settings.default_embedding_model)
+            else:
+                try:
+                    info = await self.admin.info()
+                    self._default_models = (info.default_model, info.default_embedding_model)
+                except (errors.AuthenticationError, errors.PermissionDeniedError):
+                    self._default_models = (FALLBACK_DEFAULT_MODEL, FALLBACK_DEFAULT_EMBEDDING_MODEL)
+        return self._default_models
+
+    async def warm_up(self) -> None:
+        """Open what the first call would open (the database in-process, the connection remote), so that
+        timings taken afterwards measure the models rather than the start-up."""
+        if self.remote:
+            await self.admin.ready()
+        else:
+            await self.gateway.stores()
+
+    def _deadline(self) -> float:
+        return self.settings.timeout if self.settings is not None else DEFAULT_TIMEOUT
+
+    async def _request(self, model: str | None, messages: MessagesInput, params: dict[str, Any]) -> ChatRequest:
+        data = {"model": model or await self.default_model(), "messages": [_plain(m) for m in messages], **params}
         return parse_model(ChatRequest, data)
 
     async def chat(self, model: str | None = None, messages: MessagesInput = (), **kwargs: Any) -> ChatResponse:
         """A complete chat completion. Extra keyword arguments are OpenAI parameters or call options
-        (``timeout``, ``max_retries``, ``fallbacks``, ``metadata``, ``extra_headers``, ``extra_body``, ``tags``)."""
+        (``timeout``, ``max_retries``, ``fallbacks``, ``metadata``, ``extra_headers``, ``extra_body``, ``tags``,
+        ``conversation_id``).
+
+        With ``pace_on_rate_limit`` a rate limit that says when to come back is waited out (within ``timeout``)
+        and the call made again; otherwise it raises ``RateLimitError`` with ``retry_after`` set.
+        """
         options, params = _split(kwargs)
-        return await self._transport.chat(self._request(model, messages, params), options)
+        request = await self._request(model, messages, params)
+        return await self._call(lambda o: self._transport.chat(request, o), options)
 
     def stream(self, model: str | None = None, messages: MessagesInput = (), **kwargs: Any) -> StreamHandle:
-        """A stream of ``ChatChunk``: ``async for chunk in client.stream(...)`` or ``async with``."""
+        """A stream of ``ChatChunk``: ``async for chunk in client.stream(...)`` or ``async with``.
+
+        Nothing is sent until the stream is first used. With ``pace_on_rate_limit`` a rate limit before the
+        first chunk is waited out as in ``chat``; once chunks flow, nothing is retried.
+        """
         options, params = _split(kwargs)
-        return StreamHandle(self._transport, self._request(model, messages, params), options)
+
+        async def opener() -> ChatStream:
+            request = await self._request(model, messages, params)
+            return await self._call(lambda o: self._transport.stream(request, o), options)
+
+        return StreamHandle(opener)
 
     async def embed(self, input: str | list[str], model: str | None = None, **kwargs: Any) -> EmbeddingResponse:
+        """Embeddings of ``input``; rate limits are paced as in ``chat`` when ``pace_on_rate_limit`` is set."""
         options, params = _split(kwargs)
-        default = self.settings.default_embedding_model if self.settings else "local/smollm2"
-        request = parse_model(EmbeddingRequest, {"model": model or default, "input": input, **params})
-        return await self._transport.embed(request, options)
+        chosen = model or (await self._defaults())[1]
+        request = parse_model(EmbeddingRequest, {"model": chosen, "input": input, **params})
+        return await self._call(lambda o: self._transport.embed(request, o), options)
+
+    async def _call(self, attempt: Callable[[CallOptions], Awaitable[T]], options: CallOptions) -> T:
+        if not self.pace_on_rate_limit:
+            return await attempt(options)
+        return await paced(attempt, options, self._deadline())
 
     async def models(self) -> list[ModelInfo]:
         """Models usable with the current keys."""
@@ -146,15 +243,15 @@ class AsyncClient:
     ) -> Conversation:
         """Start a saved conversation; pass its ``id`` as ``conversation_id=`` to chat in it."""
         conversation = Conversation(title=title, model=model, system_prompt=system_prompt)
-        return await self._transport.create_conversation(conversation)
+        return await self.admin.create_conversation(conversation)
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
         """A saved conversation with its messages (reasoning and tool calls included)."""
-        return await self._transport.get_conversation(conversation_id)
+        return await self.admin.conversation(conversation_id)
 
     async def fork_conversation(self, conversation_id: str, at_message: int) -> Conversation:
         """A copy of a conversation up to and including message ``at_message``; continue it on any model."""
-        forked = await self._transport.fork_conversation(conversation_id, at_message)
+        forked = await self.admin.fork_conversation(conversation_id, at_message)
         if forked is None:
             raise NotFoundError(f"no conversation {conversation_id!r}", param="conversation_id")
         return forked

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import codecs
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -11,11 +13,28 @@ import orjson
 from modelyard import errors
 from modelyard.pipeline import CallOptions, ChatStream
 from modelyard.retry import parse_retry_after, parse_should_retry
-from modelyard.storage.base import Conversation
 from modelyard.streaming import iter_sse
 from modelyard.types.chat import AttemptInfo, ChatChunk, ChatRequest, ChatResponse, ModelyardInfo
 from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from modelyard.types.models import ModelInfo
+
+#: Error codes of modelyard's own errors whose HTTP status alone would name another class.
+MODELYARD_CODES: dict[str, type[errors.ModelyardError]] = {"config_error": errors.ConfigError}
+
+#: Admin calls: no overall limit (an export may be long), but a server that does not answer is an error.
+ADMIN_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=300)
+STREAM_TIMEOUT = ADMIN_TIMEOUT
+
+
+@contextlib.contextmanager
+def _naming(model: str) -> Iterator[None]:
+    """An error about the requested model names it, as the in-process gateway's errors do."""
+    try:
+        yield
+    except errors.ModelyardError as exc:
+        if exc.param == "model" and exc.model is None:
+            exc.model = model
+        raise
 
 
 def info_from_headers(headers: Mapping[str, str], requested: str) -> ModelyardInfo:
@@ -45,7 +64,7 @@ async def _raise_for(response: aiohttp.ClientResponse) -> None:
 def error_from_body(status: int, body: Any, headers: Mapping[str, str] | None = None) -> errors.ModelyardError:
     """The typed error for a server's OpenAI-shaped error (by code, then by status)."""
     cls, message, code = errors.openai_error_parser(status, body)
-    cls = cls or errors.error_class_for_status(status)
+    cls = cls or MODELYARD_CODES.get(code or "") or errors.error_class_for_status(status)
     param = body["error"].get("param") if isinstance(body, dict) and isinstance(body.get("error"), dict) else None
     headers = headers or {}
     return cls(
@@ -56,6 +75,7 @@ def error_from_body(status: int, body: Any, headers: Mapping[str, str] | None = 
         request_id=headers.get("x-request-id"),
         retry_after=parse_retry_after(headers),
         should_retry=parse_should_retry(headers),
+        body=body,
     )
 
 
@@ -101,18 +121,53 @@ class RemoteTransport:
     def _timeout(self, options: CallOptions) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=options.timeout + 5 if options.timeout else None, sock_connect=10)
 
-    async def _post(self, path: str, data: bytes, options: CallOptions) -> tuple[Any, Mapping[str, str]]:
+    def _unreachable(self, exc: BaseException) -> errors.ConnectionError:
+        return errors.ConnectionError(f"cannot reach modelyard server at {self.base_url}: {exc}")
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: bytes | None = None,
+        options: CallOptions | None = None,
+    ) -> tuple[Any, Mapping[str, str]]:
+        """One JSON request (``json``, or ``data`` already encoded): (decoded answer, headers).
+
+        An error answer raises its typed ``ModelyardError``; a server out of reach raises ``ConnectionError``.
+        """
+        if json is not None:
+            data = orjson.dumps(json)
+        timeout = self._timeout(options) if options is not None else ADMIN_TIMEOUT
         try:
-            async with self.session.post(
-                self.base_url + path, data=data, headers=self._headers(options), timeout=self._timeout(options)
+            async with self.session.request(
+                method, self.base_url + path, params=params, data=data, headers=self._headers(options), timeout=timeout
             ) as response:
                 await _raise_for(response)
                 return orjson.loads(await response.read()), response.headers
         except aiohttp.ClientError as exc:
-            raise errors.ConnectionError(f"cannot reach modelyard server at {self.base_url}: {exc}") from exc
+            raise self._unreachable(exc) from exc
+
+    async def text_stream(self, path: str, params: Mapping[str, str] | None = None) -> AsyncIterator[str]:
+        """A streamed text answer, decoded as it arrives (chunks of any size)."""
+        try:
+            async with self.session.get(
+                self.base_url + path, params=params, headers=self._headers(), timeout=STREAM_TIMEOUT
+            ) as response:
+                await _raise_for(response)
+                decoder = codecs.getincrementaldecoder("utf-8")()
+                async for chunk in response.content.iter_any():
+                    yield decoder.decode(chunk)
+                yield decoder.decode(b"", final=True)
+        except aiohttp.ClientError as exc:
+            raise self._unreachable(exc) from exc
 
     async def chat(self, request: ChatRequest, options: CallOptions) -> ChatResponse:
-        data, headers = await self._post("/v1/chat/completions", self._body(request, options), options)
+        with _naming(request.model):
+            body = self._body(request, options)
+            data, headers = await self.call("POST", "/v1/chat/completions", data=body, options=options)
         response = ChatResponse.model_validate(data)
         response.modelyard = info_from_headers(headers, request.model)
         return response
@@ -126,53 +181,43 @@ class RemoteTransport:
                 timeout=self._timeout(options),
             )
         except aiohttp.ClientError as exc:
-            raise errors.ConnectionError(f"cannot reach modelyard server at {self.base_url}: {exc}") from exc
+            raise self._unreachable(exc) from exc
         try:
-            await _raise_for(response)
+            with _naming(request.model):
+                await _raise_for(response)
         except BaseException:
             response.release()
             raise
-        return ChatStream(_chunks(response), info_from_headers(response.headers, request.model))
+        info = info_from_headers(response.headers, request.model)
+        return ChatStream(_chunks(response, info), info)
 
     async def embed(self, request: EmbeddingRequest, options: CallOptions) -> EmbeddingResponse:
-        data, headers = await self._post("/v1/embeddings", self._body(request, options), options)
+        with _naming(request.model):
+            body = self._body(request, options)
+            data, headers = await self.call("POST", "/v1/embeddings", data=body, options=options)
         response = EmbeddingResponse.model_validate(data)
         response.modelyard = info_from_headers(headers, request.model)
         return response
 
-    async def _get(self, path: str) -> Any:
-        async with self.session.get(self.base_url + path, headers=self._headers()) as response:
-            await _raise_for(response)
-            return orjson.loads(await response.read())
-
     async def models(self) -> list[ModelInfo]:
-        return [ModelInfo.model_validate(m) for m in (await self._get("/v1/models"))["data"]]
-
-    async def create_conversation(self, conversation: Conversation) -> Conversation:
-        payload = orjson.dumps(conversation.model_dump(mode="json"))
-        data, _ = await self._post("/admin/conversations", payload, CallOptions())
-        return Conversation.model_validate(data)
-
-    async def get_conversation(self, conversation_id: str) -> Conversation | None:
-        try:
-            return Conversation.model_validate(await self._get(f"/admin/conversations/{conversation_id}"))
-        except errors.NotFoundError:
-            return None
-
-    async def fork_conversation(self, conversation_id: str, at_message: int) -> Conversation | None:
-        payload = orjson.dumps({"at_message": at_message})
-        try:
-            data, _ = await self._post(f"/admin/conversations/{conversation_id}/fork", payload, CallOptions())
-        except errors.NotFoundError:
-            return None
-        return Conversation.model_validate(data)
+        data, _ = await self.call("GET", "/v1/models")
+        return [ModelInfo.model_validate(m) for m in data["data"]]
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
 
 
-async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
+def _absorb_info(info: ModelyardInfo, data: Any) -> None:
+    """Take what a chunk's ``modelyard`` object reports (a server may send cost with the final usage chunk)."""
+    reported = data.get("modelyard") if isinstance(data, dict) else None
+    if isinstance(reported, dict):
+        known = {k: v for k, v in reported.items() if k in ModelyardInfo.model_fields and k != "request_id"}
+        for name, value in ModelyardInfo.model_validate({**info.model_dump(), **known}):
+            setattr(info, name, value)
+
+
+async def _chunks(response: aiohttp.ClientResponse, info: ModelyardInfo) -> AsyncIterator[ChatChunk]:
     """Decode the server's SSE; an error event raises, and an end without [DONE] is an interruption."""
     try:
         async for event in iter_sse(response.content.iter_any()):
@@ -181,6 +226,7 @@ async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
             data = event.json()
             if isinstance(data, dict) and data.get("error"):
                 raise error_from_body(502, data)
+            _absorb_info(info, data)
             yield ChatChunk.model_validate(data)
         raise errors.StreamInterruptedError("the server closed the stream before it finished")
     except aiohttp.ClientPayloadError as exc:

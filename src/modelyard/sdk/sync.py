@@ -8,6 +8,7 @@ from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 from modelyard.config import Settings
+from modelyard.sdk.admin_sync import SyncAdmin
 from modelyard.sdk.client import AsyncClient, MessagesInput, StreamHandle
 from modelyard.storage.base import Conversation
 from modelyard.types.chat import ChatChunk, ChatResponse
@@ -66,24 +67,50 @@ class SyncStream:
 
 
 class Client:
-    """Synchronous SDK with the same methods as ``AsyncClient``."""
+    """Synchronous SDK with the same methods as ``AsyncClient`` (and its options: ``base_url``, ``api_key``,
+    ``pace_on_rate_limit``…)."""
 
     def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
         self._runner = _LoopThread()
         self._async = self._runner.run(_make(settings, kwargs))
+        self._admin: SyncAdmin | None = None
         self._closed = False
 
     @property
     def gateway(self) -> Any:
         return self._async.gateway
 
+    @property
+    def remote(self) -> bool:
+        """Whether this client talks to a modelyard server rather than an in-process gateway."""
+        return self._async.remote
+
+    @property
+    def admin(self) -> SyncAdmin:
+        """Logs, cost, conversations, system prompts, templates and keys (see ``AsyncClient.admin``)."""
+        if self._admin is None:
+            self._admin = SyncAdmin(self._runner, self._async.admin)
+        return self._admin
+
+    def default_model(self) -> str:
+        """The model used when a call names none (a server's default, when remote)."""
+        return self._runner.run(self._async.default_model())
+
+    def warm_up(self) -> None:
+        """Open the database (in-process) or the connection (remote) before timing anything."""
+        self._runner.run(self._async.warm_up())
+
     def chat(self, model: str | None = None, messages: MessagesInput = (), **kwargs: Any) -> ChatResponse:
+        """A complete chat completion (see ``AsyncClient.chat``; rate limits are paced with
+        ``pace_on_rate_limit``)."""
         return self._runner.run(self._async.chat(model, messages, **kwargs))
 
     def stream(self, model: str | None = None, messages: MessagesInput = (), **kwargs: Any) -> SyncStream:
+        """A stream of ``ChatChunk`` (see ``AsyncClient.stream``)."""
         return SyncStream(self._runner, self._async.stream(model, messages, **kwargs))
 
     def embed(self, input: str | list[str], model: str | None = None, **kwargs: Any) -> EmbeddingResponse:
+        """Embeddings of ``input`` (see ``AsyncClient.embed``)."""
         return self._runner.run(self._async.embed(input, model, **kwargs))
 
     def models(self) -> list[ModelInfo]:

@@ -1,4 +1,7 @@
-"""How the SDK reaches a gateway: in-process now; over HTTP to a modelyard server with ``base_url``."""
+"""How the SDK reaches a gateway: in-process, or over HTTP to a modelyard server (``base_url``).
+
+Stored state (logs, conversations, templates, keys) goes through the admin facade (``sdk/admin.py``) instead.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ from typing import Any, Protocol
 
 from modelyard.config import Settings
 from modelyard.pipeline import CallOptions, ChatStream
-from modelyard.storage.base import Conversation
 from modelyard.types.chat import ChatRequest, ChatResponse
 from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from modelyard.types.models import ModelInfo
@@ -20,12 +22,6 @@ class Transport(Protocol):
     async def embed(self, request: EmbeddingRequest, options: CallOptions) -> EmbeddingResponse: ...
 
     async def models(self) -> list[ModelInfo]: ...
-
-    async def create_conversation(self, conversation: Conversation) -> Conversation: ...
-
-    async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
-
-    async def fork_conversation(self, conversation_id: str, at_message: int) -> Conversation | None: ...
 
     async def aclose(self) -> None: ...
 
@@ -60,21 +56,6 @@ class InProcessTransport:
     async def models(self) -> list[ModelInfo]:
         models: list[ModelInfo] = await self.gateway.models()
         return models
-
-    async def create_conversation(self, conversation: Conversation) -> Conversation:
-        store = await self.gateway.stores()
-        created: Conversation = await store.conversations.create(conversation)
-        return created
-
-    async def get_conversation(self, conversation_id: str) -> Conversation | None:
-        store = await self.gateway.stores()
-        found: Conversation | None = await store.conversations.get(conversation_id)
-        return found
-
-    async def fork_conversation(self, conversation_id: str, at_message: int) -> Conversation | None:
-        store = await self.gateway.stores()
-        forked: Conversation | None = await store.conversations.fork(conversation_id, at_message)
-        return forked
 
     async def aclose(self) -> None:
         if self._gateway is not None:

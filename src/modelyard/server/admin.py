@@ -1,6 +1,6 @@
 """The admin JSON API (behind the master key when one is set): logs, costs, conversations, prompts, keys.
 
-What the CLI's ``--server`` mode and the workbench use.
+What the SDK's admin facade (``client.admin``), the CLI's ``--server`` mode and the workbench use.
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ from starlette.routing import Route
 
 from modelyard import errors
 from modelyard.gateway import Gateway
+from modelyard.sdk.admin_local import logs_settled
 from modelyard.server.http import json_response, read_json
 from modelyard.storage.base import Conversation, LogQuery, StoredTemplate, SystemPrompt, new_virtual_key
-from modelyard.templates import TemplateLibrary
+from modelyard.storage.sql import SQLStore
+from modelyard.templates import TemplateLibrary, template_from_content
+from modelyard.types.chat import Message
 from modelyard.types.validation import parse_model
 
 GROUPS = ("model", "caller", "day", "tag", "provider")
@@ -38,50 +41,108 @@ def _found(value: Any, what: str) -> Any:
     return value
 
 
-def log_query(request: Request) -> LogQuery:
-    """A LogQuery from query-string filters (``q`` is full-text search)."""
+def log_query(request: Request, *, ignore: tuple[str, ...] = ("format",)) -> LogQuery:
+    """A LogQuery from query-string filters (``q`` is full-text search); ``ignore`` names other parameters."""
     params = dict(request.query_params)
     if "q" in params:
         params["text"] = params.pop("q")
-    params.pop("format", None)
+    for name in ignore:
+        params.pop(name, None)
     return parse_model(LogQuery, params)
+
+
+def _flag(request: Request, name: str, default: bool) -> bool:
+    """A boolean query parameter (``true``/``false``, ``1``/``0``)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw.lower() not in ("true", "false", "1", "0"):
+        raise errors.BadRequestError(f"{name} must be true or false", param=name)
+    return raw.lower() in ("true", "1")
+
+
+def _messages(body: dict[str, Any]) -> list[Message]:
+    """The ``messages`` list of a request body, validated."""
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not all(isinstance(m, dict) for m in raw):
+        raise errors.BadRequestError("messages must be a list of chat message objects", param="messages")
+    return [parse_model(Message, m) for m in raw]
 
 
 class AdminRoutes:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
+    async def _logged(self) -> SQLStore:
+        """The stores, once every request log submitted before now is written (read-your-writes for the
+        admin's log and cost reads, as the SDK's in-process admin gives)."""
+        store = await self.gateway.stores()
+        await logs_settled(self.gateway)
+        return store
+
     def routes(self) -> list[Route]:
         r = Route
         return [
+            r("/admin/info", self.info),
+            r("/admin/db", self.database),
             r("/admin/logs", self.logs),
             r("/admin/logs/export", self.export),
+            r("/admin/logs/count", self.count),
             r("/admin/logs/{id}", self.log),
             r("/admin/logs/{id}/feedback", self.feedback, methods=["POST"]),
             r("/admin/cost", self.cost),
             r("/admin/conversations", self.conversations, methods=["GET", "POST"]),
             r("/admin/conversations/{id}", self.conversation, methods=["GET", "PATCH", "DELETE"]),
             r("/admin/conversations/{id}/fork", self.fork, methods=["POST"]),
+            r("/admin/conversations/{id}/messages", self.conversation_messages, methods=["POST", "PUT"]),
             r("/admin/prompts", self.prompts, methods=["GET", "POST"]),
-            r("/admin/prompts/{id}", self.prompt, methods=["PATCH", "DELETE"]),
+            r("/admin/prompts/{id}", self.prompt, methods=["GET", "PATCH", "DELETE"]),
             r("/admin/templates", self.templates, methods=["GET", "POST"]),
-            r("/admin/templates/{name}", self.template),
+            r("/admin/templates/{name}", self.template, methods=["GET", "DELETE"]),
             r("/admin/keys", self.keys, methods=["GET", "POST"]),
             r("/admin/keys/{id}", self.revoke_key, methods=["DELETE"]),
         ]
 
+    async def info(self, request: Request) -> Response:
+        """What this gateway serves: version, default models and provider names."""
+        from modelyard import __version__
+
+        settings = self.gateway.settings
+        return json_response(
+            {
+                "version": __version__,
+                "default_model": settings.default_model,
+                "default_embedding_model": settings.default_embedding_model,
+                "providers": sorted(self.gateway.specs),
+            }
+        )
+
+    async def database(self, request: Request) -> Response:
+        """The database URL (password hidden), its schema revision and the newest one this version ships."""
+        from modelyard.storage.engine import normalize_url
+        from modelyard.storage.migrate import current_revision, head_revision
+
+        url = normalize_url(self.gateway.settings.database_url)
+        current, head = await current_revision(url), head_revision()
+        shown = url.render_as_string(hide_password=True)
+        return json_response({"url": shown, "revision": current, "head": head, "up_to_date": current == head})
+
     async def logs(self, request: Request) -> Response:
-        store = await self.gateway.stores()
+        store = await self._logged()
         page = await store.logs.query(log_query(request))
         return json_response({"items": _dump(page.items), "next_cursor": page.next_cursor})
 
+    async def count(self, request: Request) -> Response:
+        store = await self._logged()
+        return json_response({"count": await store.logs.count(log_query(request))})
+
     async def log(self, request: Request) -> Response:
-        store = await self.gateway.stores()
+        store = await self._logged()
         return json_response(_dump(_found(await store.logs.get(request.path_params["id"]), "log")))
 
     async def feedback(self, request: Request) -> Response:
         body = await read_json(request)
-        store = await self.gateway.stores()
+        store = await self._logged()
         _found(await store.logs.set_feedback(request.path_params["id"], body.get("feedback")), "log")
         return json_response({"ok": True})
 
@@ -89,19 +150,21 @@ class AdminRoutes:
         fmt = request.query_params.get("format", "jsonl")
         if fmt not in ("jsonl", "csv"):
             raise errors.BadRequestError("format must be jsonl or csv", param="format")
-        store = await self.gateway.stores()
+        store = await self._logged()
         lines: AsyncIterator[str] = store.logs.export(log_query(request), fmt)  # type: ignore[arg-type]
         media = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
         headers = {"content-disposition": f'attachment; filename="modelyard-logs.{fmt}"'}
         return StreamingResponse((line.encode() async for line in lines), media_type=media, headers=headers)
 
     async def cost(self, request: Request) -> Response:
+        """Totals grouped ``by``; the other parameters filter the rows like ``/admin/logs``."""
         by = request.query_params.get("by", "model")
         if by not in GROUPS:
             raise errors.BadRequestError(f"by must be one of {', '.join(GROUPS)}", param="by")
         since, until = (_when(request, k) for k in ("since", "until"))
-        store = await self.gateway.stores()
-        rows = await store.logs.summary(by, since=since, until=until)  # type: ignore[arg-type]
+        where = log_query(request, ignore=("by", "since", "until"))
+        store = await self._logged()
+        rows = await store.logs.summary(by, since=since, until=until, where=where)  # type: ignore[arg-type]
         return json_response({"by": by, "rows": _dump(rows)})
 
     async def conversations(self, request: Request) -> Response:
@@ -109,8 +172,8 @@ class AdminRoutes:
         if request.method == "POST":
             created = await store.conversations.create(parse_model(Conversation, await read_json(request)))
             return json_response(_dump(created), status=201)
-        limit = int(request.query_params.get("limit", 50))
-        return json_response({"items": _dump(await store.conversations.list(limit=limit))})
+        limit, offset = (_number(request, name, default) for name, default in (("limit", 50), ("offset", 0)))
+        return json_response({"items": _dump(await store.conversations.list(limit=limit, offset=offset))})
 
     async def conversation(self, request: Request) -> Response:
         store, cid = await self.gateway.stores(), request.path_params["id"]
@@ -118,7 +181,8 @@ class AdminRoutes:
             _found(await store.conversations.delete(cid), "conversation")
             return json_response({"ok": True})
         if request.method == "PATCH":
-            fields = {k: v for k, v in (await read_json(request)).items() if k in ("title", "model", "system_prompt")}
+            body = await read_json(request)
+            fields = {k: v for k, v in body.items() if k in ("title", "model", "system_prompt", "metadata")}
             return json_response(_dump(_found(await store.conversations.update(cid, **fields), "conversation")))
         return json_response(_dump(_found(await store.conversations.get(cid), "conversation")))
 
@@ -130,6 +194,15 @@ class AdminRoutes:
         store = await self.gateway.stores()
         forked = await store.conversations.fork(request.path_params["id"], at, body.get("title"))
         return json_response(_dump(_found(forked, "conversation")), status=201)
+
+    async def conversation_messages(self, request: Request) -> Response:
+        """POST appends messages (answers the new count); PUT replaces them all."""
+        messages = _messages(await read_json(request))
+        store, cid = await self.gateway.stores(), request.path_params["id"]
+        if request.method == "PUT":
+            _found(await store.conversations.replace_messages(cid, messages), "conversation")
+            return json_response({"ok": True})
+        return json_response({"count": await store.conversations.append(cid, messages)})  # 404 when there is none
 
     async def prompts(self, request: Request) -> Response:
         store = await self.gateway.stores()
@@ -143,27 +216,43 @@ class AdminRoutes:
         if request.method == "DELETE":
             _found(await store.prompts.delete_prompt(pid), "prompt")
             return json_response({"ok": True})
+        if request.method == "GET":
+            return json_response(_dump(_found(await store.prompts.get_prompt(pid), "prompt")))
         fields = {k: v for k, v in (await read_json(request)).items() if k in ("name", "text")}
         return json_response(_dump(_found(await store.prompts.update_prompt(pid, **fields), "prompt")))
 
     async def templates(self, request: Request) -> Response:
         store = await self.gateway.stores()
         if request.method == "POST":
-            saved = await store.prompts.save_template(parse_model(StoredTemplate, await read_json(request)))
-            return json_response(_dump(saved), status=201)
+            return await self._save_template(await read_json(request), store.prompts)
         library = TemplateLibrary(self.gateway.settings, source=store.prompts)
         return json_response({"items": [t.model_dump(mode="json") for t in await library.list()]})
 
+    async def _save_template(self, body: dict[str, Any], prompts: Any) -> Response:
+        """Store a template in the database (checked first); ``"overwrite": false`` refuses to replace one."""
+        overwrite = body.pop("overwrite", True)
+        stored = parse_model(StoredTemplate, body)
+        template_from_content(stored.content, name=stored.name, origin="db")  # a syntax error is a 400 now
+        if overwrite is False and await prompts.get_template(stored.name) is not None:
+            raise errors.BadRequestError(
+                f"template {stored.name!r} already exists on the server", param="name", code="template_exists"
+            )
+        return json_response(_dump(await prompts.save_template(stored)), status=201)
+
     async def template(self, request: Request) -> Response:
-        store = await self.gateway.stores()
+        store, name = await self.gateway.stores(), request.path_params["name"]
+        if request.method == "DELETE":
+            _found(await store.prompts.delete_template(name), "template")
+            return json_response({"ok": True})
         library = TemplateLibrary(self.gateway.settings, source=store.prompts)
-        found = await library.get(request.path_params["name"])
+        found = await library.get(name)
         return json_response({**found.model_dump(mode="json"), "variables": found.variables()})
 
     async def keys(self, request: Request) -> Response:
         store = await self.gateway.stores()
         if request.method == "GET":
-            return json_response({"items": _dump(await store.keys.list())})
+            revoked = _flag(request, "include_revoked", True)
+            return json_response({"items": _dump(await store.keys.list(include_revoked=revoked))})
         body = await read_json(request)
         name = body.pop("name", None)
         if not isinstance(name, str) or not name:
@@ -171,8 +260,10 @@ class AdminRoutes:
         allowed = {
             k: body[k] for k in ("allowed_models", "rpm", "tpm", "budget", "expires_at", "metadata") if k in body
         }
+        by = body.get("created_by")
+        created_by = by if isinstance(by, str) and by else "admin"
         try:
-            record, plaintext = new_virtual_key(name, self.gateway.key_secret(), created_by="admin", **allowed)
+            record, plaintext = new_virtual_key(name, self.gateway.key_secret(), created_by=created_by, **allowed)
         except ValueError as exc:
             raise errors.BadRequestError(f"invalid key settings: {exc}") from None
         created = await store.keys.create(record)
@@ -183,6 +274,16 @@ class AdminRoutes:
         _found(await store.keys.revoke(request.path_params["id"]), "key")
         request.app.state.key_resolver.forget(request.path_params["id"])
         return json_response({"ok": True})
+
+
+def _number(request: Request, name: str, default: int) -> int:
+    """A whole-number query parameter."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise errors.BadRequestError(f"{name} must be a whole number", param=name)
+    return int(raw)
 
 
 def _when(request: Request, name: str) -> datetime | None:
