@@ -158,19 +158,6 @@ def client(target: Target) -> Iterator[Client]:
         yield opened
 
 
-def streamed_cost_reported(target: Target) -> bool:
-    """Whether the cost of a streamed answer reaches the CLI. A server sends cost in ``x-modelyard-cost``, which
-    a stream's headers carry before the cost is known, and its SSE chunks leave the ``modelyard`` object out;
-    the SDK reads one from the chunks as soon as the server sends it."""
-    return not target.remote
-
-
-def logged_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Logged request params without ``stream_options``: the SDK asks a server for streamed usage with it, and
-    the server logs it as a param (in-process the gateway always delivers usage, so nothing is sent)."""
-    return {k: v for k, v in params.items() if k != "stream_options"}
-
-
 def conversation_id(text: str) -> str:
     """The conversation id printed in a usage line or a /save answer."""
     import re

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from modelyard.providers.fake import FakeReply
-from tests.cli.conftest import Invoke, Target, streamed_cost_reported
+from tests.cli.conftest import Invoke, Target
 
 
 def test_columns_side_by_side(cli: Invoke, target: Target) -> None:
@@ -16,7 +16,7 @@ def test_columns_side_by_side(cli: Invoke, target: Target) -> None:
     assert result.stdout.count("What is two plus two?") == 2
     for label in ("latency", "tok/s", "tokens 5 in / 5 out"):
         assert label in result.stdout
-    assert ("cost $0" if streamed_cost_reported(target) else "cost -") in result.stdout
+    assert "cost $0" in result.stdout
 
 
 def test_models_run_concurrently(cli: Invoke, target: Target, fake_replies: list[FakeReply]) -> None:
@@ -27,7 +27,7 @@ def test_models_run_concurrently(cli: Invoke, target: Target, fake_replies: list
     assert [r["model"] for r in rows] == ["fake/a", "fake/b", "fake/c"]
     assert sorted(r["text"] for r in rows) == ["answer 0", "answer 1", "answer 2"]
     assert all(r["latency_ms"] >= 600 and r["completion_tokens"] == 2 for r in rows)
-    cost = 0 if streamed_cost_reported(target) else None
+    cost = 0
     assert all(r["tokens_per_second"] is not None and r["cost"] == cost for r in rows)
     # All three start together: run one after another, the last would wait for the others (>= 1.8 s).
     assert max(r["latency_ms"] for r in rows) < 1500

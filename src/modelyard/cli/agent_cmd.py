@@ -12,33 +12,34 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import orjson
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from modelyard.agent import (
-    AgentEvent,
-    CommandAllowlist,
-    Decision,
-    FunctionTool,
-    Limits,
-    ModelFallback,
-    PendingCall,
-    ReasoningDelta,
-    RunFinished,
-    RunResult,
-    StepFinished,
-    StepStarted,
-    SyncAgent,
-    TextDelta,
-    ToolCallStarted,
-    ToolResult,
-    mcp_server,
-)
-from modelyard.agent.tools import AgentTool, ToolSource
+if TYPE_CHECKING:
+    from modelyard.agent import (
+        AgentEvent,
+        CommandAllowlist,
+        Decision,
+        FunctionTool,
+        Limits,
+        ModelFallback,
+        PendingCall,
+        ReasoningDelta,
+        RunFinished,
+        RunResult,
+        StepFinished,
+        StepStarted,
+        SyncAgent,
+        TextDelta,
+        ToolCallStarted,
+        ToolResult,
+        mcp_server,
+    )
+    from modelyard.agent.tools import AgentTool, ToolSource
 from modelyard.cli.options import parse_key_values, split_csv
 from modelyard.cli.render import err, money, number, out, print_json, print_wide, when
 from modelyard.cli.session import open_client
@@ -46,8 +47,38 @@ from modelyard.config import data_dir
 
 Opt = typer.Option
 
+_AGENT_NAMES = (
+    "AgentEvent",
+    "CommandAllowlist",
+    "Decision",
+    "FunctionTool",
+    "Limits",
+    "ModelFallback",
+    "PendingCall",
+    "ReasoningDelta",
+    "RunFinished",
+    "RunResult",
+    "StepFinished",
+    "StepStarted",
+    "SyncAgent",
+    "TextDelta",
+    "ToolCallStarted",
+    "ToolResult",
+    "mcp_server",
+)
+
+
+def _load_agent() -> None:
+    """Import ``modelyard.agent`` (MCP, jsonschema…) only when an agent command runs, so ``--help`` stays fast."""
+    from modelyard import agent as api
+    from modelyard.agent import tools
+
+    globals().update({name: getattr(api, name) for name in _AGENT_NAMES})
+    globals().update(AgentTool=tools.AgentTool, ToolSource=tools.ToolSource)
+
 
 def agent(
+    ctx: typer.Context,
     prompt: Annotated[str | None, typer.Argument(metavar="PROMPT", help="The task.")] = None,
     model: Annotated[str | None, Opt("-m", "--model", metavar="MODEL", help="provider/model or alias.")] = None,
     tool: Annotated[list[str] | None, Opt("--tool", metavar="MODULE:NAME", help="A Python tool (repeat).")] = None,
@@ -79,13 +110,14 @@ def agent(
       modelyard agent -m fake/m --mcp "python server.py" --confirm all "Clean up /tmp"
       modelyard agent --resume run_... --tool mytools:search --approve all
     """
+    _load_agent()
     if runs or metrics:
-        _show_stored(metrics)
+        _show_stored(ctx, metrics)
         return
     if not prompt and not resume:
         raise typer.BadParameter("give a PROMPT, or --resume RUN_ID", param_hint="PROMPT")
     limits = Limits(max_steps=max_steps, max_tokens=max_tokens, max_cost=max_cost, max_time=max_time)
-    with _errlog() as errlog, open_client() as client:
+    with _errlog() as errlog, open_client(ctx) as client:
         tools = _tools(tool or [], mcp or [], split_csv(confirm), errlog)
         options: dict[str, Any] = {
             "tools": tools, "instructions": system, "fallbacks": split_csv(fallback), "limits": limits,
@@ -299,8 +331,8 @@ def _json(value: Any) -> str:
 
 
 # ----- stored runs ------------------------------------------------------------------------------------------
-def _show_stored(metrics: bool) -> None:
-    with open_client() as client:
+def _show_stored(ctx: typer.Context, metrics: bool) -> None:
+    with open_client(ctx) as client:
         runner = SyncAgent(client)
         if metrics:
             _metrics_table(runner.metrics())

@@ -9,6 +9,7 @@ import typer
 
 from modelyard import __version__
 from modelyard.cli import (
+    agent_cmd,
     chat_cmd,
     compare_cmd,
     cost_cmd,
@@ -46,6 +47,7 @@ app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(db_cmd.app, name="db")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("serve")(serve_cmd.serve)
+app.command("agent")(agent_cmd.agent)
 
 
 def _version(value: bool) -> None:

@@ -134,7 +134,7 @@ class LoggingMiddleware:
             attempts=list(info.attempts),
             messages=self._messages(request),
             response=self._body(result.response),
-            params=self.redactor.data(request.params()) if isinstance(request, ChatRequest) else {},
+            params=self._params(request),
             tools=self._tools(request),
             tool_calls=self._tool_calls(message.message if message else None),
             finish_reason=message.finish_reason if message else None,
@@ -159,6 +159,13 @@ class LoggingMiddleware:
             cache_hit=info.cache_hit,
             fallback_used=len({a.model for a in info.attempts}) > 1,
         )
+
+    def _params(self, request: Any) -> dict[str, Any]:
+        """Model parameters as sent, without transport details (streaming is its own column)."""
+        if not isinstance(request, ChatRequest):
+            return {}
+        params = {k: v for k, v in request.params().items() if k not in ("stream", "stream_options", "tools")}
+        return dict(self.redactor.data(params))
 
     def _tools(self, request: Any) -> list[Any] | None:
         if not self.store_bodies or not isinstance(request, ChatRequest) or not request.tools:

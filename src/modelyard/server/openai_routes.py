@@ -71,7 +71,7 @@ class OpenAIRoutes:
         include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
         frames = sse_body(
             stream,
-            openai_chunk_bytes(include_usage, chat.model),
+            openai_chunk_bytes(include_usage, chat.model, stream.info),
             first_token_timeout=self.limits.first_token_timeout,
             idle_timeout=self.limits.stream_idle_timeout,
         )

@@ -11,14 +11,17 @@ from modelyard import errors
 from modelyard.pipeline import ChatStream
 from modelyard.server.errors import error_event
 from modelyard.streaming import SSE_DONE
-from modelyard.types.chat import ChatChunk
+from modelyard.types.chat import ChatChunk, ModelyardInfo
 
 ChunkEncoder = Callable[[ChatChunk], bytes | None]
 
 
-def openai_chunk_bytes(include_usage: bool, model: str) -> ChunkEncoder:
+def openai_chunk_bytes(include_usage: bool, model: str, info: ModelyardInfo | None = None) -> ChunkEncoder:
     """Encode chunks as ``data: {...}``. Usage goes out only when asked for, and then (as OpenAI sends it) in a
-    chunk of its own with empty ``choices``; every other chunk carries ``"usage": null``."""
+    chunk of its own with empty ``choices``; every other chunk carries ``"usage": null``.
+
+    The usage chunk also carries a ``modelyard`` object (cost, its source, the served model): headers are sent
+    before a stream's cost is known. OpenAI clients ignore the extra field."""
 
     def frame(data: dict[str, object]) -> bytes:
         return b"data: " + orjson.dumps(data) + b"\n\n"
@@ -32,11 +35,19 @@ def openai_chunk_bytes(include_usage: bool, model: str) -> ChunkEncoder:
             return None
         if not include_usage or usage is None:
             return frame({**data, "usage": None} if include_usage else data)
+        accounting = _accounting(info)
         if not data["choices"]:
-            return frame({**data, "usage": usage})
-        return frame({**data, "usage": None}) + frame({**data, "choices": [], "usage": usage})
+            return frame({**data, "usage": usage, **accounting})
+        return frame({**data, "usage": None}) + frame({**data, "choices": [], "usage": usage, **accounting})
 
     return encode
+
+
+def _accounting(info: ModelyardInfo | None) -> dict[str, object]:
+    if info is None:
+        return {}
+    fields = {"cost", "cost_source", "billed_cost", "served_model", "provider", "request_id", "usage_estimated"}
+    return {"modelyard": info.model_dump(include=fields, exclude_none=True)}
 
 
 async def paced(stream: ChatStream, first_token_timeout: float, idle_timeout: float) -> AsyncIterator[ChatChunk]:
