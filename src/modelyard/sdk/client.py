@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelyard import errors
 from modelyard.config import Settings, load_settings
@@ -20,6 +20,9 @@ from modelyard.types.models import ModelInfo
 from modelyard.types.validation import parse_model
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from modelyard.agent import Decision, RunResult
 
 MessagesInput = Sequence[Message | dict[str, Any]]
 
@@ -255,6 +258,23 @@ class AsyncClient:
         if forked is None:
             raise NotFoundError(f"no conversation {conversation_id!r}", param="conversation_id")
         return forked
+
+    async def run(self, model: str | None = None, prompt: Any = "", **options: Any) -> RunResult:
+        """Run a tool-calling agent to the end (or a cap, or an approval pause).
+
+        ``options`` are ``modelyard.agent.Agent``'s: ``tools``, ``limits``, ``fallbacks``, ``tool_choice``…::
+
+            result = await client.run("openai/gpt-4o-mini", "Weather in Paris?", tools=[get_weather])
+        """
+        from modelyard.agent import arun
+
+        return await arun(self, model, prompt, **options)
+
+    async def resume(self, run_id: str, decisions: Sequence[Decision] = (), **options: Any) -> RunResult:
+        """Resume a paused or stopped agent run (after a restart too); pass the same ``tools``."""
+        from modelyard.agent import aresume
+
+        return await aresume(self, run_id, decisions, **options)
 
     async def aclose(self) -> None:
         await self._transport.aclose()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Coroutine, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelyard.config import Settings
 from modelyard.sdk.admin_sync import SyncAdmin
@@ -14,6 +14,9 @@ from modelyard.storage.base import Conversation
 from modelyard.types.chat import ChatChunk, ChatResponse
 from modelyard.types.embeddings import EmbeddingResponse
 from modelyard.types.models import ModelInfo
+
+if TYPE_CHECKING:
+    from modelyard.agent import Decision, RunResult
 
 T = TypeVar("T")
 
@@ -131,6 +134,21 @@ class Client:
     def run_sync(self, work: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the client's own loop (where its gateway and database live) and wait for it."""
         return self._runner.run(work)
+
+    def run(self, model: str | None = None, prompt: Any = "", **options: Any) -> RunResult:
+        """Run a tool-calling agent (see ``AsyncClient.run``)::
+
+        result = client.run("openai/gpt-4o-mini", "Weather in Paris?", tools=[get_weather])
+        """
+        from modelyard.agent import run
+
+        return run(self, model, prompt, **options)
+
+    def resume(self, run_id: str, decisions: Sequence[Decision] = (), **options: Any) -> RunResult:
+        """Resume a paused or stopped agent run; pass the same ``tools`` it started with."""
+        from modelyard.agent import resume
+
+        return resume(self, run_id, decisions, **options)
 
     def close(self) -> None:
         if not self._closed:
