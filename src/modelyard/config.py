@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
@@ -100,6 +100,114 @@ class ServerSettings(_Frozen):
     cors_origins: list[str] = Field(default_factory=list, description="CORS is off unless origins are listed")
 
 
+Strategy = Literal["priority", "weighted", "least_busy", "latency", "cost"]
+
+
+class DeploymentSettings(_Frozen):
+    """One deployment of a model group: a provider row + upstream model, with its own key, URL, weight, limits."""
+
+    id: str | None = Field(default=None, description="unique name; default: the model (numbered when repeated)")
+    model: str = Field(description="'provider/upstream-model', e.g. openai/gpt-4o-mini")
+    base_url: str | None = Field(default=None, description="overrides the provider row's base URL")
+    api_key: str | None = None
+    api_key_env: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    weight: float = Field(default=1.0, ge=0, description="share of traffic for the weighted strategy")
+    priority: int = Field(default=0, description="lower is tried first by the priority strategy")
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    max_parallel: int | None = Field(default=None, ge=1)
+    rules: list[ModelRule] = Field(default_factory=list, description="per-deployment request adjustments")
+
+
+class ModelGroupSettings(_Frozen):
+    """A model name served by several deployments, picked by ``strategy``."""
+
+    strategy: Strategy = "priority"
+    deployments: list[DeploymentSettings] = Field(min_length=1)
+
+
+class RolloutSettings(_Frozen):
+    """Send ``percent`` of a name's traffic to ``model``, sticky per user (or key). Changeable at run time."""
+
+    model: str
+    percent: float = Field(default=0.0, ge=0, le=100)
+    sticky: Literal["user", "key", "request"] = "user"
+
+
+class RouteSettings(_Frozen):
+    """A conditional route: requests for ``match`` whose fields equal ``when`` go to ``model``."""
+
+    match: list[str] = Field(default_factory=lambda: ["*"], description="fnmatch patterns on the requested model")
+    when: dict[str, Any] = Field(description="dotted path (metadata.team, user, key, tags) -> value or list")
+    model: str
+
+
+class BreakerSettings(_Frozen):
+    """Per-deployment circuit breaker (Envoy outlier-detection numbers)."""
+
+    failures: int = Field(default=5, ge=1, description="consecutive failures (5xx, timeouts, refused) to eject")
+    ejection_seconds: float = Field(default=30.0, gt=0, description="first ejection; doubles on each repeat")
+    max_ejection_seconds: float = Field(default=300.0, gt=0)
+    latency_alpha: float = Field(default=0.2, gt=0, le=1, description="moving-average weight of a new sample")
+
+
+class RateLimitSettings(_Frozen):
+    """Token buckets and an in-flight cap. ``burst`` is the request bucket's size (default: one window)."""
+
+    rpm: int | None = Field(default=None, ge=1)
+    rps: float | None = Field(default=None, gt=0)
+    burst: float | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    max_parallel: int | None = Field(default=None, ge=1)
+
+
+class BudgetSettings(_Frozen):
+    amount: float = Field(ge=0, description="USD")
+    period: Literal["daily", "monthly", "total"] = "monthly"
+
+
+class LimitsSettings(_Frozen):
+    """Rate limits and budgets, enforced in-process or (with ``redis_url``) across every replica."""
+
+    keys: dict[str, RateLimitSettings] = Field(
+        default_factory=dict, description="by key id, key name, caller ('local', 'admin') or '*' for every caller"
+    )
+    models: dict[str, RateLimitSettings] = Field(default_factory=dict, description="fnmatch on the requested model")
+    key_budgets: dict[str, BudgetSettings] = Field(default_factory=dict, description="by key id, name or '*'")
+    tag_budgets: dict[str, BudgetSettings] = Field(default_factory=dict)
+    output_estimate_tokens: int = Field(default=256, ge=0, description="completion tokens assumed before a call")
+    lease_seconds: float = Field(default=90.0, gt=0, description="an in-flight slot of a dead replica frees after")
+
+
+class SharedStateSettings(_Frozen):
+    """How replicas share limits through Redis, and how they behave when it is unreachable."""
+
+    prefix: str = "modelyard:"
+    socket_timeout: float = Field(default=0.1, gt=0, description="seconds per Redis call before failing open")
+    breaker_failures: int = Field(default=5, ge=1, description="Redis errors in a row before going local")
+    breaker_seconds: float = Field(
+        default=0.25, ge=0, description="...and for at least this long (a momentary stall is not an outage)"
+    )
+    retry_seconds: float = Field(default=1.0, gt=0, description="how often to probe Redis while it is down")
+    replicas: int = Field(default=1, ge=1, description="replica count assumed before heartbeats are seen")
+    max_connections: int = Field(default=64, ge=1, description="Redis connections per process")
+
+
+class CacheSettings(_Frozen):
+    """Exact-match response cache (off by default)."""
+
+    enabled: bool = False
+    backend: Literal["memory", "sqlite", "redis"] = "memory"
+    ttl: float = Field(default=3600.0, gt=0)
+    max_entries: int = Field(default=10_000, ge=1, description="memory backend: LRU bound")
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description="memory backend: LRU bound")
+    path: str | None = Field(default=None, description="sqlite backend file; default: cache.db in the data folder")
+    mode: Literal["deterministic", "all"] = Field(
+        default="deterministic", description="deterministic: only temperature 0 or seeded requests"
+    )
+
+
 class Settings(BaseSettings):
     """Everything modelyard can be told. Immutable once built."""
 
@@ -111,6 +219,16 @@ class Settings(BaseSettings):
     fallbacks: dict[str, list[str]] = Field(default_factory=dict, description="model -> ordered fallbacks")
     default_fallbacks: list[str] = Field(default_factory=list)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    model_groups: dict[str, ModelGroupSettings] = Field(
+        default_factory=dict, description="model name -> deployments and a strategy"
+    )
+    rollouts: dict[str, RolloutSettings] = Field(default_factory=dict, description="name -> gradual rollout")
+    routes: list[RouteSettings] = Field(default_factory=list, description="conditional routes, first match wins")
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    redis_url: str | None = Field(default=None, description="share limits, budgets, cache and flags via Redis")
+    shared: SharedStateSettings = Field(default_factory=SharedStateSettings)
     max_retries: int = Field(default=2, ge=0, le=10)
     timeout: float = Field(default=600.0, gt=0, description="overall deadline per call, retries included")
     max_retry_after: float = Field(default=60.0, ge=0)

@@ -9,18 +9,33 @@ import asyncio
 import contextlib
 import os
 import secrets
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from modelyard import errors
+from modelyard import errors, tokens
 from modelyard.config import Settings, data_dir, load_settings
-from modelyard import tokens
-from modelyard.gateway_middleware import load_middleware
-from modelyard.middleware.accounting import CostMiddleware, Priced
+from modelyard.gateway_middleware import (
+    KeyCache,
+    build_router,
+    check_context,
+    deployment_spec,
+    estimate_tokens,
+    load_middleware,
+    open_shared_state,
+    open_stream,
+    prepend,
+    recorded,
+    request_chain,
+    rollout_percent,
+    route_context,
+    routing_status,
+    unit_price,
+    upstream_headers,
+)
+from modelyard.middleware.accounting import Priced
 from modelyard.middleware.conversations import ConversationMiddleware
+from modelyard.middleware.limits import admit, deployment_scope, hold_until_closed, used_tokens
 from modelyard.middleware.logging import LoggingMiddleware
-from modelyard.redaction import Redactor
 from modelyard.pipeline import Call, CallKind, CallOptions, ChatStream, Handler, Middleware, Outcome, compose
 from modelyard.pricing.catalog import PriceCatalog
 from modelyard.providers._http import HttpClient
@@ -34,19 +49,23 @@ from modelyard.providers.base import (
     Timeouts,
 )
 from modelyard.providers.registry import build_provider, provider_specs, split_model
+from modelyard.redaction import Redactor
 from modelyard.routing.attempts import Deadline, RetryPolicy, with_retries
+from modelyard.routing.deployments import Deployment
 from modelyard.routing.fallback import next_candidate
+from modelyard.routing.health import HealthBoard
 from modelyard.routing.router import Router
 from modelyard.storage.sql import SQLStore, open_store
 from modelyard.storage.writer import LogWriter
-from modelyard.streaming import ensure_usage, merge_choices, stream_from_response
-from modelyard.types.chat import AttemptInfo, ChatChunk, ChatRequest, ChatResponse
+from modelyard.streaming import ensure_usage, merge_choices
+from modelyard.types.chat import ChatRequest, ChatResponse
 from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from modelyard.types.models import ModelInfo
 from modelyard.types.usage import Usage
 from modelyard.types.validation import parse_model
 
 T = TypeVar("T")
+R = TypeVar("R", ChatResponse, EmbeddingResponse, None)
 
 
 class Gateway:
@@ -56,8 +75,14 @@ class Gateway:
         self.settings = settings if settings is not None else load_settings()
         self.http = HttpClient(self.settings.http)
         self.specs: dict[str, ProviderSpec] = provider_specs(self.settings)
-        self.router = Router(self.settings.aliases, self.settings.fallbacks, self.settings.default_fallbacks)
+        self.health = HealthBoard(self.settings.breaker)
+        self.shared = open_shared_state(self.settings)
+        self.router: Router = build_router(
+            self.settings, self.health, self.shared.flags, lambda model: unit_price(self.catalog, model)
+        )
         self._providers: dict[str, Provider] = {}
+        self._deployment_providers: dict[str, tuple[ProviderSpec, Provider]] = {}
+        self.keys = KeyCache(self._key_store)
         free = [name for name, spec in self.specs.items() if not spec.requires_key]
         self.catalog = PriceCatalog(self.settings.prices, free_providers=free)
         self.redactor = Redactor(self.settings.redact_patterns, self.settings.redact_pii)
@@ -88,7 +113,10 @@ class Gateway:
                         pricer=self.price,
                     )
                 )
-            chain += [*self._extra_middleware, CostMiddleware(self.price)]  # hooks see the final cost
+            chain += self._extra_middleware  # hooks see the final cost: budget -> cost -> limits -> cache follow
+            chain += request_chain(self.settings, self.shared, self.keys, self.price, self.router.resolve)
+            if self.shared.shared is not None:
+                self.shared.shared.start()
             self._handle = compose(chain, self._dispatch)
 
     async def stores(self) -> SQLStore:
@@ -97,6 +125,9 @@ class Gateway:
             await self.start()
         assert self.store is not None
         return self.store
+
+    async def _key_store(self) -> Any:
+        return (await self.stores()).keys
 
     def key_secret(self) -> str:
         """The HMAC secret for virtual keys (see ``key_secret_for``)."""
@@ -165,9 +196,11 @@ class Gateway:
     def readiness(self, model: str) -> str:
         """ "ok" when ``model`` can be served now (provider known, key present, local weights found)."""
         try:
-            name, upstream = split_model(self.router.resolve(model), self.specs)
-            self.api_key(self.specs[name])
-            check = getattr(self.provider(name), "check", None)
+            deployment = min(self.router.group(model).deployments, key=lambda d: d.priority)
+            name, upstream = split_model(deployment.model, self.specs)
+            spec, provider = self._deployment_provider(deployment, name)
+            self.api_key(spec)
+            check = getattr(provider, "check", None)
             if check is not None:
                 check(upstream)
         except errors.ModelyardError as exc:
@@ -194,17 +227,33 @@ class Gateway:
                 info = self.catalog.info(model)
                 info.provider, info.capabilities, info.owned_by = name, sorted(spec.capabilities), name
                 listed[model] = info
-        for alias, target in self.settings.aliases.items():
-            listed[alias] = self.catalog.info(self.router.resolve(target)).model_copy(update={"id": alias})
+        for alias in [*self.settings.aliases, *self.router.groups]:
+            listed[alias] = self.catalog.info(self.router.resolve(alias)).model_copy(update={"id": alias})
         return sorted(listed.values(), key=lambda m: m.id)
 
+    # ----- routing state (admin API, /ready, metrics) -------------------------------------------------------
+    def routing_status(self) -> dict[str, Any]:
+        """Deployments (breaker state, in-flight, latency), groups, rollouts and where shared state lives."""
+        return routing_status(self.router, self.health, self.shared)
+
+    async def set_rollout(self, name: str, percent: float | None) -> float:
+        """Change a rollout's percentage at run time (every replica, with Redis); None restores the config."""
+        if name not in self.router.rollouts:
+            raise errors.NotFoundError(f"no rollout named {name!r} in settings.rollouts", code="rollout_not_found")
+        if percent is not None and not 0 <= percent <= 100:
+            raise errors.BadRequestError("percent must be between 0 and 100", param="percent")
+        await self.shared.flags.set(name, percent)
+        return rollout_percent(self.router, self.shared, name)
+
     async def aclose(self) -> None:
-        """Flush logs, close the database, providers and the HTTP client."""
+        """Flush logs, close the database, providers, shared state and the HTTP client."""
         if self.writer is not None:
             await self.writer.close()
-        for provider in self._providers.values():
+        for provider in [*self._providers.values(), *(p for _, p in self._deployment_providers.values())]:
             await provider.aclose()
         self._providers.clear()
+        self._deployment_providers.clear()
+        await self.shared.aclose()
         await self.http.aclose()
         if self.store is not None:
             await self.store.close()
@@ -222,163 +271,129 @@ class Gateway:
         return Call(kind=kind, request=request, options=options or CallOptions())
 
     async def _dispatch(self, call: Call) -> Outcome:
+        """Try the plan's deployments in order: in-group failover first, then the fallback groups."""
         deadline = Deadline(call.options.timeout or self.settings.timeout, call.started)
-        candidates = self.router.candidates(call.request.model, call.options.fallbacks)
-        model, remaining = candidates[0], candidates[1:]
+        await self.shared.flags.refresh()
+        plan = self.router.plan(call.request.model, call.options.fallbacks, route_context(call))
+        deployment, remaining = plan[0], plan[1:]
         while True:
             try:
-                return await self._serve(call, model, deadline)
+                return await self._serve(call, deployment, deadline, remaining)
             except errors.ModelyardError as exc:
-                skip_unconfigured = isinstance(exc, errors.ConfigError) and model != candidates[0]
+                skip_unconfigured = isinstance(exc, errors.ConfigError) and deployment is not plan[0]
                 following = remaining[0] if skip_unconfigured and remaining else None
-                following = following or next_candidate(exc, model, remaining, self._context_window)
+                following = following or next_candidate(exc, deployment, remaining, self._deployment_window)
                 if following is None or deadline.remaining() <= 0:
                     exc.upstream_attempts = len(call.attempts)
                     raise
                 remaining = remaining[remaining.index(following) + 1 :]
-                model = following
+                deployment = following
 
     def _context_window(self, model: str) -> int | None:
         return self.catalog.context_window(model)
 
-    def _check_context(self, request: ChatRequest, model: str) -> None:
-        """Fail before any network call when the prompt cannot fit the model's context window."""
-        window = self._context_window(model)
-        if window is None:
-            return
-        # Cheap bound first: a token is at least one byte, so a short prompt never needs counting.
-        size = sum(len(m.model_dump_json().encode()) for m in [*request.messages, *(request.tools or [])])
-        if size < window:
-            return
-        needed = tokens.estimate_request_tokens(request.model_copy(update={"model": model}))
-        if needed > window:
-            raise errors.ContextWindowExceededError(
-                f"this request needs about {needed} tokens but {model} has a {window}-token context window",
-                model=model,
-                param="messages",
-            )
+    def _deployment_window(self, deployment: Deployment) -> int | None:
+        return self.catalog.context_window(deployment.model)
 
-    async def _serve(self, call: Call, model: str, deadline: Deadline) -> Outcome:
-        provider_name, upstream = split_model(model, self.specs)
-        spec = self.specs[provider_name]
+    def _deployment_provider(self, deployment: Deployment, name: str) -> tuple[ProviderSpec, Provider]:
+        """The provider row and adapter for a deployment (its own instance when it has its own URL or key)."""
+        if not deployment.has_own_endpoint:
+            return self.specs[name], self.provider(name)
+        built = self._deployment_providers.get(deployment.id)
+        if built is None:
+            spec = deployment_spec(self.specs[name], deployment)
+            built = spec, build_provider(spec, ProviderContext(spec, self.settings, self.http))
+            self._deployment_providers[deployment.id] = built
+        return built
+
+    async def _serve(
+        self, call: Call, deployment: Deployment, deadline: Deadline, remaining: list[Deployment]
+    ) -> Outcome:
+        """One deployment: its limits, then the attempt chain (retries here unless a group peer can take over)."""
+        scope = deployment_scope(deployment.id, deployment.rpm, deployment.tpm, deployment.max_parallel)
+        if scope is None:
+            return await self._attempts(call, deployment, deadline, remaining)
+        tokens_needed = estimate_tokens(call, self.settings.limits.output_estimate_tokens) if deployment.tpm else 0
+        lease_id = f"{call.request_id}:{deployment.id}"
+        admission = await admit(self.shared.counters, [scope], lease_id, tokens_needed, call.request_id)
+        try:
+            outcome = await self._attempts(call, deployment, deadline, remaining)
+        except BaseException:
+            await admission.finish_shielded(None)
+            raise
+        if isinstance(outcome, ChatStream):
+            return hold_until_closed(outcome, admission)
+        await admission.finish_shielded(used_tokens(outcome))
+        return outcome
+
+    async def _attempts(
+        self, call: Call, deployment: Deployment, deadline: Deadline, remaining: list[Deployment]
+    ) -> Outcome:
+        provider_name, upstream = split_model(deployment.model, self.specs)
+        spec, provider = self._deployment_provider(deployment, provider_name)
         api_key = self.api_key(spec)
-        provider = self.provider(provider_name)
-        policy = RetryPolicy(
-            max_retries=self.settings.max_retries if call.options.max_retries is None else call.options.max_retries,
-            max_retry_after=self.settings.max_retry_after,
-        )
-        headers = {"X-Request-ID": call.request_id, **call.options.extra_headers}
+        retrying = self._retrying(call, deployment, deadline, remaining)
+        headers = {"X-Request-ID": call.request_id, **upstream_headers(call.options.extra_headers)}
         base = self.http.timeouts()
         if isinstance(call.request, EmbeddingRequest):
-            ecall = EmbedCall(
-                call.request.model_copy(update={"model": upstream}),
-                call.request_id,
-                api_key,
-                Timeouts(base.connect, base.read, base.write, base.pool, deadline.remaining()),
-                headers,
-                call.options.extra_body,
-            )
-            response = await with_retries(self._recorded(call, model, lambda: provider.embed(ecall)), policy, deadline)
-            self._served(call, provider_name, model)
-            response.modelyard = call.info
-            return response
-        self._check_context(call.chat_request, model)
-        rules = spec.rules_for(upstream)
-        request, dropped = adjust_request(
+            timeouts = Timeouts(base.connect, base.read, base.write, base.pool, deadline.remaining())
+            request = call.request.model_copy(update={"model": upstream})
+            ecall = EmbedCall(request, call.request_id, api_key, timeouts, headers, call.options.extra_body)
+            response = await retrying(lambda: provider.embed(ecall))
+            return self._served(call, provider_name, deployment.model, response)
+        check_context(self._context_window(deployment.model), call.chat_request, deployment.model)
+        rules = [*spec.rules_for(upstream), *deployment.rules]
+        adjusted, dropped = adjust_request(
             call.chat_request.model_copy(update={"model": upstream}),
             rules,
             strict=self.settings.strict_params,
             provider=provider_name,
         )
         call.info.dropped_params = dropped
-        pcall = ProviderCall(request, call.request_id, api_key, base, headers, call.options.extra_body)
+        pcall = ProviderCall(adjusted, call.request_id, api_key, base, headers, call.options.extra_body)
         if call.kind == "chat":
             pcall.timeouts = Timeouts(base.connect, base.read, base.write, base.pool, deadline.remaining())
             copies = call.chat_request.n or 1 if "n" in dropped else 1
-            replies = [
-                await with_retries(self._recorded(call, model, lambda: provider.chat(pcall)), policy, deadline)
-                for _ in range(copies)  # n > 1 emulated, one by one, where the upstream ignores n
-            ]
+            # n > 1 emulated, one by one, where the upstream ignores n
+            replies = [await retrying(lambda: provider.chat(pcall)) for _ in range(copies)]
             chat = merge_choices(replies) if copies > 1 else replies[0]
-            self._served(call, provider_name, model)
-            chat.modelyard = call.info
-            return chat
-        emulate = wants_stream_emulation(rules)
-        first, chunks = await with_retries(
-            self._recorded(call, model, lambda: _open_stream(provider, pcall, emulate)), policy, deadline
-        )
-        self._served(call, provider_name, model)
+            return self._served(call, provider_name, deployment.model, chat)
+        first, chunks = await retrying(lambda: open_stream(provider, pcall, wants_stream_emulation(rules)))
+        self._served(call, provider_name, deployment.model, None)
+        model = deployment.model
         counted = ensure_usage(
-            _prepend(first, chunks),
-            lambda: tokens.estimate_request_tokens(request.model_copy(update={"model": model})),
+            prepend(first, chunks),
+            lambda: tokens.estimate_request_tokens(adjusted.model_copy(update={"model": model})),
             lambda text: tokens.count_text(model, text),
         )
         return ChatStream(counted, call.info)
 
-    def _recorded(self, call: Call, model: str, attempt: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
-        """Wrap one attempt so its outcome and latency are recorded on the call."""
-        provider = model.partition("/")[0]
+    def _retrying(
+        self, call: Call, deployment: Deployment, deadline: Deadline, remaining: list[Deployment]
+    ) -> Callable[[Callable[[], Awaitable[T]]], Awaitable[T]]:
+        """Runs an attempt with retries; feeds the health board; stops early when a group peer can take over."""
+        peers = self.router.peers(deployment)
+        others = any(d.group == deployment.group for d in remaining)
+        policy = RetryPolicy(
+            max_retries=self.settings.max_retries if call.options.max_retries is None else call.options.max_retries,
+            max_retry_after=self.settings.max_retry_after,
+        )
 
-        async def run() -> T:
-            started = time.monotonic()
-            try:
-                result = await attempt()
-            except errors.ModelyardError as exc:
-                call.attempts.append(
-                    AttemptInfo(
-                        model=model,
-                        provider=provider,
-                        status=exc.status_code,
-                        error=type(exc).__name__,
-                        latency_ms=round((time.monotonic() - started) * 1000, 2),
-                    )
-                )
-                raise
-            call.attempts.append(
-                AttemptInfo(
-                    model=model, provider=provider, status=200, latency_ms=round((time.monotonic() - started) * 1000, 2)
-                )
+        def retrying(attempt: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+            return with_retries(
+                recorded(call, deployment, self.health, attempt),
+                policy,
+                deadline,
+                on_failure=lambda exc: self.health.failure(deployment.id, exc, peers),
+                keep_trying=lambda exc: not (others and exc.fallback),  # a group peer takes over at once
             )
-            return result
 
-        return run
+        return retrying
 
     @staticmethod
-    def _served(call: Call, provider: str, model: str) -> None:
+    def _served(call: Call, provider: str, model: str, response: R) -> R:
         call.info.provider = provider
         call.info.served_model = model
-
-
-async def _open_stream(
-    provider: Provider, call: ProviderCall, emulate: bool
-) -> tuple[ChatChunk, AsyncIterator[ChatChunk]]:
-    """Start a stream and wait for its first chunk (everything up to here may be retried)."""
-    if emulate:
-        chunks: AsyncIterator[ChatChunk] = stream_from_response(await provider.chat(call))
-    else:
-        chunks = provider.stream(call)
-    try:
-        first = await chunks.__anext__()
-    except StopAsyncIteration:
-        raise errors.StreamInterruptedError(
-            "upstream stream ended before sending anything", provider=provider.name, model=call.request.model
-        ) from None
-    except BaseException:
-        await _close(chunks)
-        raise
-    return first, chunks
-
-
-async def _prepend(first: ChatChunk, rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
-    try:
-        yield first
-        async for chunk in rest:
-            yield chunk
-    finally:
-        await _close(rest)
-
-
-async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
-    closer = getattr(chunks, "aclose", None)
-    if closer is not None:
-        await closer()
+        if response is not None:
+            response.modelyard = call.info
+        return response

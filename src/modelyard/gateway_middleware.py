@@ -1,18 +1,47 @@
-"""Load middleware named in settings: ``module:factory`` paths or ``modelyard.middleware`` entry points.
+"""Composition helpers for ``gateway.py``: the built-in request chain and the state it shares, and user middleware.
 
-A factory is called with the settings and returns a middleware (see ``modelyard.pipeline.Middleware``).
+User middleware is named in settings: ``module:factory`` paths or ``modelyard.middleware`` entry points. A
+factory is called with the settings and returns a middleware (see ``modelyard.pipeline.Middleware``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import Any, TypeVar
 
-from modelyard.config import Settings
+from modelyard import errors, tokens
+from modelyard.config import Settings, data_dir
 from modelyard.errors import ConfigError
-from modelyard.pipeline import Middleware, MiddlewareFactory
+from modelyard.middleware.accounting import CostMiddleware, Pricer
+from modelyard.middleware.budgets import BudgetMiddleware
+from modelyard.middleware.cache import CacheMiddleware
+from modelyard.middleware.limits import RateLimitMiddleware
+from modelyard.middleware.policy import LimitPolicy
+from modelyard.pipeline import Call, Middleware, MiddlewareFactory
+from modelyard.pricing.catalog import PriceCatalog
+from modelyard.providers.base import Provider, ProviderCall, ProviderSpec
+from modelyard.routing.deployments import Deployment, build_groups
+from modelyard.routing.health import HealthBoard
+from modelyard.routing.rollout import RouteContext
+from modelyard.routing.router import Router
+from modelyard.storage.base import KeyStore, VirtualKey
+from modelyard.storage.cache_store import CacheStore, MemoryCache, RedisCache, SQLiteCache
+from modelyard.storage.counters import Counters, MemoryCounters
+from modelyard.storage.flags import RolloutFlags
+from modelyard.storage.shared import SharedRedis
+from modelyard.storage.shared_counters import SharedCounters
+from modelyard.streaming import stream_from_response
+from modelyard.types.chat import AttemptInfo, ChatChunk, ChatRequest
+from modelyard.types.embeddings import EmbeddingRequest
+from modelyard.types.usage import Usage
 
 ENTRY_POINT_GROUP = "modelyard.middleware"
+T = TypeVar("T")
 
 
 def _factory(name: str) -> MiddlewareFactory:
@@ -33,3 +62,277 @@ def _factory(name: str) -> MiddlewareFactory:
 def load_middleware(settings: Settings) -> list[Middleware]:
     """Instantiate the user's middleware in the configured order."""
     return [_factory(name)(settings) for name in settings.middleware]
+
+
+# ----- built-in request chain: shared state, limits, budgets, cache -------------------------------------------
+@dataclass
+class SharedState:
+    """Where limits, budgets, cache and rollout flags live: this process, or Redis (``redis_url``)."""
+
+    shared: SharedRedis | None
+    counters: Counters
+    flags: RolloutFlags
+    cache: CacheStore | None
+
+    def status(self) -> dict[str, Any]:
+        return self.counters.status()
+
+    async def aclose(self) -> None:
+        if self.cache is not None:
+            await self.cache.aclose()
+        await self.counters.aclose()
+        if self.shared is not None:
+            await self.shared.aclose()
+
+
+def build_router(
+    settings: Settings, health: HealthBoard, flags: RolloutFlags, cost_of: Callable[[str], float | None]
+) -> Router:
+    """Aliases, fallbacks, model groups, conditional routes and rollouts, over the health board."""
+    return Router(
+        settings.aliases,
+        settings.fallbacks,
+        settings.default_fallbacks,
+        groups=build_groups(settings.model_groups),
+        routes=settings.routes,
+        rollouts=settings.rollouts,
+        health=health,
+        cost_of=cost_of,
+        rollout_percent=flags.percent,
+    )
+
+
+def unit_price(catalog: PriceCatalog, model: str) -> float | None:
+    """Input + output USD per 1M tokens (what the lowest-cost strategy compares); None when unknown."""
+    cost = catalog.charge(model, Usage.of(1_000_000, 1_000_000))
+    return cost.total if cost.known else None
+
+
+def open_shared_state(settings: Settings) -> SharedState:
+    """Counters, flags and the cache store for these settings (no network until first use)."""
+    shared = SharedRedis(settings.redis_url, settings.shared) if settings.redis_url else None
+    lease = settings.limits.lease_seconds
+    counters: Counters = SharedCounters(shared, lease) if shared is not None else MemoryCounters()
+    return SharedState(shared, counters, RolloutFlags(shared), _cache_store(settings, shared))
+
+
+def _cache_store(settings: Settings, shared: SharedRedis | None) -> CacheStore | None:
+    cache = settings.cache
+    if not cache.enabled:
+        return None
+    if cache.backend == "redis":
+        if shared is None:
+            raise ConfigError("cache.backend 'redis' needs redis_url")
+        return RedisCache(shared)
+    if cache.backend == "sqlite":
+        return SQLiteCache(cache.path or data_dir() / "cache.db")
+    return MemoryCache(cache.max_entries, cache.max_bytes)
+
+
+class KeyCache:
+    """Virtual keys by id for limit and budget policies, cached briefly (a database hiccup is not a 401)."""
+
+    def __init__(self, keys: Callable[[], Awaitable[KeyStore]], ttl: float = 30.0) -> None:
+        self._keys = keys
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, VirtualKey | None]] = {}
+
+    async def __call__(self, key_id: str) -> VirtualKey | None:
+        cached = self._cache.get(key_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            key = await (await self._keys()).get(key_id)
+        except Exception:
+            if cached is not None:
+                return cached[1]
+            raise
+        self._cache[key_id] = (time.monotonic() + self.ttl, key)
+        return key
+
+
+def estimate_tokens(call: Call, output_default: int) -> int:
+    """Tokens a call will likely use: the prompt estimate plus its output cap (or ``output_default``)."""
+    cached = call.state.get("token_estimate")
+    if isinstance(cached, int):
+        return cached
+    request = call.request
+    if isinstance(request, EmbeddingRequest):
+        estimate = sum(len(text) // 4 + 1 for text in request.texts())
+    else:
+        prompt = tokens.estimate_request_tokens(request)
+        estimate = prompt + (request.output_limit() or output_default) * (request.n or 1)
+    call.state["token_estimate"] = estimate
+    return estimate
+
+
+def request_chain(
+    settings: Settings,
+    state: SharedState,
+    keys: KeyCache,
+    price: Pricer,
+    resolve: Callable[[str], str],
+) -> list[Middleware]:
+    """budget -> cost -> rate limit -> cache (DESIGN.md's order), around the router."""
+    policy = LimitPolicy(settings.limits, keys)
+    output = settings.limits.output_estimate_tokens
+
+    def cost_estimate(call: Call) -> float:
+        total = estimate_tokens(call, output)
+        prompt = total if isinstance(call.request, EmbeddingRequest) else tokens.estimate_request_tokens(call.request)
+        try:
+            priced = price(resolve(call.request.model), Usage.of(prompt, total - prompt))
+        except errors.ModelyardError:
+            return 0.0
+        return priced.cost or 0.0
+
+    chain: list[Middleware] = [
+        BudgetMiddleware(state.counters, policy, cost_estimate),
+        CostMiddleware(price),
+        RateLimitMiddleware(state.counters, policy, lambda call: estimate_tokens(call, output)),
+    ]
+    chain.append(CacheMiddleware(state.cache, settings.cache, price))
+    return chain
+
+
+# ----- helpers of the gateway's attempt chain -------------------------------------------------------------------
+def route_context(call: Call) -> RouteContext:
+    """What conditional routes and rollouts may look at in a call."""
+    request = call.request
+    metadata = {**(getattr(request, "metadata", None) or {}), **call.options.metadata}
+    return RouteContext(
+        user=getattr(request, "user", None),
+        key=call.options.caller,
+        request_id=call.request_id,
+        tags=tuple(call.options.tags),
+        metadata=metadata,
+    )
+
+
+def check_context(window: int | None, request: ChatRequest, model: str) -> None:
+    """Fail before any network call when the prompt cannot fit the model's context window."""
+    if window is None:
+        return
+    # Cheap bound first: a token is at least one byte, so a short prompt never needs counting.
+    size = sum(len(m.model_dump_json().encode()) for m in [*request.messages, *(request.tools or [])])
+    if size < window:
+        return
+    needed = tokens.estimate_request_tokens(request.model_copy(update={"model": model}))
+    if needed > window:
+        raise errors.ContextWindowExceededError(
+            f"this request needs about {needed} tokens but {model} has a {window}-token context window",
+            model=model,
+            param="messages",
+        )
+
+
+def rollout_percent(router: Router, state: SharedState, name: str) -> float:
+    """A rollout's effective percentage: the run-time override, else the configured one."""
+    override = state.flags.percent(name)
+    return router.rollouts[name].percent if override is None else override
+
+
+def routing_status(router: Router, health: HealthBoard, state: SharedState) -> dict[str, Any]:
+    """Deployments (breaker state, in-flight, latency), groups, rollouts and where shared state lives."""
+    rollouts = {
+        name: {
+            "model": rollout.model,
+            "percent": rollout_percent(router, state, name),
+            "configured_percent": rollout.percent,
+            "sticky": rollout.sticky,
+        }
+        for name, rollout in router.rollouts.items()
+    }
+    groups = {
+        name: {"strategy": group.strategy, "deployments": [d.id for d in group.deployments]}
+        for name, group in router.groups.items()
+    }
+    return {"deployments": health.snapshot(), "groups": groups, "rollouts": rollouts, "shared_state": state.status()}
+
+
+def upstream_headers(extra: dict[str, str]) -> dict[str, str]:
+    """Per-call headers to send upstream: never modelyard's own controls (``x-modelyard-*``)."""
+    return {k: v for k, v in extra.items() if not k.lower().startswith("x-modelyard-")}
+
+
+def deployment_spec(base: ProviderSpec, deployment: Deployment) -> ProviderSpec:
+    """A provider row with a deployment's own base URL, key and headers."""
+    own = deployment.settings
+    assert own is not None
+    keyed = own.api_key or own.api_key_env
+    return dataclasses.replace(
+        base,
+        base_url=own.base_url or base.base_url,
+        api_key=own.api_key if keyed else base.api_key,
+        api_key_env=own.api_key_env if keyed else base.api_key_env,
+        headers={**base.headers, **own.headers},
+    )
+
+
+def recorded(
+    call: Call, deployment: Deployment, health: HealthBoard, attempt: Callable[[], Awaitable[T]]
+) -> Callable[[], Awaitable[T]]:
+    """Wrap one attempt so its outcome and latency are recorded on the call and the health board."""
+    model = deployment.model
+    provider = model.partition("/")[0]
+    extra = {"deployment": deployment.id} if deployment.id != model else {}
+
+    async def run() -> T:
+        started = time.monotonic()
+        health.started(deployment.id)
+        try:
+            result = await attempt()
+        except errors.ModelyardError as exc:
+            latency_ms = round((time.monotonic() - started) * 1000, 2)
+            error = type(exc).__name__
+            call.attempts.append(
+                AttemptInfo(
+                    model=model, provider=provider, status=exc.status_code, error=error, latency_ms=latency_ms, **extra
+                )
+            )
+            raise
+        finally:
+            health.finished(deployment.id)
+        latency = time.monotonic() - started
+        health.success(deployment.id, latency)
+        call.attempts.append(
+            AttemptInfo(model=model, provider=provider, status=200, latency_ms=round(latency * 1000, 2), **extra)
+        )
+        return result
+
+    return run
+
+
+async def open_stream(
+    provider: Provider, call: ProviderCall, emulate: bool
+) -> tuple[ChatChunk, AsyncIterator[ChatChunk]]:
+    """Start a stream and wait for its first chunk (everything up to here may be retried)."""
+    if emulate:
+        chunks: AsyncIterator[ChatChunk] = stream_from_response(await provider.chat(call))
+    else:
+        chunks = provider.stream(call)
+    try:
+        first = await chunks.__anext__()
+    except StopAsyncIteration:
+        raise errors.StreamInterruptedError(
+            "upstream stream ended before sending anything", provider=provider.name, model=call.request.model
+        ) from None
+    except BaseException:
+        await close_chunks(chunks)
+        raise
+    return first, chunks
+
+
+async def prepend(first: ChatChunk, rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
+    try:
+        yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await close_chunks(rest)
+
+
+async def close_chunks(chunks: AsyncIterator[ChatChunk]) -> None:
+    closer = getattr(chunks, "aclose", None)
+    if closer is not None:
+        await closer()

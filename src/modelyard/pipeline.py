@@ -76,6 +76,7 @@ class ChatStream:
         self._chunks = chunks
         self.info = info
         self.closed = False
+        self._source: ChatStream | None = None  # set by ``wrap``: closed too, even if never iterated
 
     def __aiter__(self) -> ChatStream:
         return self
@@ -92,8 +93,14 @@ class ChatStream:
             return
         self.closed = True
         closer = getattr(self._chunks, "aclose", None)
-        if closer is not None:
-            await closer()
+        try:
+            if closer is not None:
+                await closer()
+        finally:
+            # A transform generator closed before its first step never runs its ``finally``: close its source
+            # here, so every layer below (limits, logging, the upstream) is released all the same.
+            if self._source is not None:
+                await self._source.aclose()
 
     async def __aenter__(self) -> ChatStream:
         return self
@@ -103,7 +110,9 @@ class ChatStream:
 
     def wrap(self, transform: Callable[[ChatStream], AsyncIterator[ChatChunk]]) -> ChatStream:
         """A new stream whose chunks pass through ``transform`` (which must close its source when done)."""
-        return ChatStream(transform(self), self.info)
+        wrapped = ChatStream(transform(self), self.info)
+        wrapped._source = self
+        return wrapped
 
 
 Outcome = ChatResponse | ChatStream | EmbeddingResponse

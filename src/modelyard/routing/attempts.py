@@ -41,8 +41,13 @@ async def with_retries(
     policy: RetryPolicy,
     deadline: Deadline,
     on_failure: Callable[[errors.ModelyardError], None] | None = None,
+    keep_trying: Callable[[errors.ModelyardError], bool] | None = None,
 ) -> T:
-    """Run ``attempt`` until it succeeds, the retry policy says stop, or the deadline passes."""
+    """Run ``attempt`` until it succeeds, the retry policy says stop, or the deadline passes.
+
+    ``keep_trying(error)`` returning False raises at once instead of retrying here (e.g. because another
+    deployment of the same group can take the request without waiting for a backoff).
+    """
     retries = 0
     while True:
         remaining = deadline.remaining()
@@ -60,6 +65,8 @@ async def with_retries(
             if on_failure is not None:
                 on_failure(exc)
             if not should_retry(exc, retries, policy.max_retries, policy.max_retry_after):
+                raise
+            if keep_trying is not None and not keep_trying(exc):
                 raise
             wait = backoff(retries, exc.retry_after, policy.max_retry_after)
             if wait >= deadline.remaining():

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from modelyard.errors import ContextWindowExceededError, ModelyardError
+
+C = TypeVar("C")
 
 
 def next_candidate(
     error: ModelyardError,
-    failed: str,
-    remaining: Sequence[str],
-    context_window: Callable[[str], int | None],
-) -> str | None:
+    failed: C,
+    remaining: Sequence[C],
+    context_window: Callable[[C], int | None],
+) -> C | None:
     """The next model to fall back to, or None when this error must be raised.
 
     Falls back on rate limits, 5xx, timeouts, connection errors, context-window and content-policy errors

@@ -23,11 +23,13 @@ from modelyard.server.admin import AdminRoutes
 from modelyard.server.anthropic_routes import AnthropicRoutes
 from modelyard.server.auth import AuthMiddleware, KeyResolver, KeySpendMiddleware
 from modelyard.server.errors import error_response
-from modelyard.server.health import HealthRoutes
+from modelyard.server.health import HealthRoutes, RoutingCollector
 from modelyard.server.http import json_response
 from modelyard.server.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
 from modelyard.server.metrics import Metrics, MetricsMiddleware
 from modelyard.server.openai_routes import OpenAIRoutes, not_served_routes
+from modelyard.web.routes import web_routes
+from modelyard.web.session import WebGate, WebSessions
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -43,6 +45,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     spend = KeySpendMiddleware(key_store, resolver)
     gateway = Gateway(settings, middleware=[MetricsMiddleware(metrics), spend])
     gateway_ref["gateway"] = gateway
+    metrics.registry.register(RoutingCollector(gateway))  # breaker state per deployment, shared-state health
+    sessions = WebSessions(settings.master_key) if settings.master_key else None  # the workbench's logins
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -61,10 +65,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics.endpoint),
         Route("/openapi.json", openapi_document),
         *not_served_routes(),
+        *web_routes(gateway, sessions),
     ]
     app = Starlette(
         routes=routes,
-        middleware=_middleware(settings, resolver),
+        middleware=_middleware(settings, resolver, sessions),
         exception_handlers={errors.ModelyardError: _on_error, HTTPException: _on_http_error, Exception: _on_error},
         lifespan=lifespan,
     )
@@ -74,7 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
-def _middleware(settings: Settings, resolver: KeyResolver) -> list[Middleware]:
+def _middleware(settings: Settings, resolver: KeyResolver, sessions: WebSessions | None = None) -> list[Middleware]:
     stack = [
         Middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes),
         Middleware(ConcurrencyLimitMiddleware, limit=settings.server.max_concurrency),
@@ -92,12 +97,15 @@ def _middleware(settings: Settings, resolver: KeyResolver) -> list[Middleware]:
                 allow_credentials="*" not in origins,
             ),
         )
-    stack.append(Middleware(AuthMiddleware, master_key=settings.master_key, resolver=resolver))
+    web_gate = WebGate(sessions) if sessions is not None else None
+    stack.append(Middleware(AuthMiddleware, master_key=settings.master_key, resolver=resolver, web_gate=web_gate))
     return stack
 
 
 async def _on_error(request: Request, exc: Exception) -> Response:
-    return error_response(exc)
+    response = error_response(exc)
+    response.headers.update(getattr(exc, "headers", None) or {})  # x-ratelimit-* of a gateway limit
+    return response
 
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:

@@ -21,6 +21,7 @@ from modelyard import errors
 from modelyard.pipeline import Call, ChatStream, Handler, Outcome
 from modelyard.server.errors import error_response
 from modelyard.storage.base import KeyStore, VirtualKey, hash_key
+from modelyard.web.session import WebGate, is_web_path
 
 PUBLIC_PATHS = frozenset({"/health", "/ready"})
 ADMIN_PREFIXES = ("/admin", "/metrics")
@@ -90,10 +91,13 @@ class KeyResolver:
 class AuthMiddleware:
     """ASGI middleware: sets ``scope["state"]["caller"]`` (and ``key``) or answers 401/403."""
 
-    def __init__(self, app: ASGIApp, master_key: str | None, resolver: KeyResolver) -> None:
+    def __init__(
+        self, app: ASGIApp, master_key: str | None, resolver: KeyResolver, web_gate: WebGate | None = None
+    ) -> None:
         self.app = app
         self.master_key = master_key
         self.resolver = resolver
+        self.web_gate = web_gate  # the workbench's session cookie: accepted on its own paths only, never /v1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,6 +108,9 @@ class AuthMiddleware:
         if self.master_key is None or path in PUBLIC_PATHS or scope["method"] == "OPTIONS":
             state["caller"], state["key"], state["admin"] = "local", None, self.master_key is None
             await self.app(scope, receive, send)
+            return
+        if self.web_gate is not None and is_web_path(path):
+            await self.web_gate(scope, receive, send, self.app)
             return
         try:
             await self._authenticate(scope, state)
@@ -138,18 +145,13 @@ def _presented_key(scope: Scope) -> str | None:
 
 
 def authorize_model(request: Request, model: str) -> None:
-    """A virtual key may only use its allowed models, within its budget and request rate."""
+    """A virtual key may only use its allowed models (its budget and rates: the gateway's limit middleware)."""
     key: VirtualKey | None = getattr(request.state, "key", None)
     if key is None:
         return
     if key.allowed_models and not any(fnmatch.fnmatch(model, p) for p in key.allowed_models):
         raise errors.PermissionDeniedError(f"this key may not use model {model!r}", param="model")
-    if key.budget is not None and key.spent >= key.budget:
-        raise errors.BudgetExceededError(
-            f"key {key.name!r} has spent its budget of ${key.budget:.2f}", code="insufficient_quota"
-        )
-    resolver: KeyResolver = request.app.state.key_resolver
-    resolver.check_rate(key)
+    # Budget and request rate are enforced by the gateway's limit middleware (shared across replicas).
 
 
 class KeySpendMiddleware:

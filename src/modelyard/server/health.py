@@ -1,15 +1,26 @@
-"""``/health`` (the process answers) and ``/ready`` (database reachable, log writer healthy, local model found)."""
+"""``/health`` (the process answers), ``/ready`` (database, log writer, default model, deployments, shared state),
+and the routing admin API: ``GET /admin/routing``, ``PUT``/``DELETE /admin/rollouts/{name}``.
+
+Ejected deployments and a Redis outage are reported by ``/ready`` but do not make the replica unready: the
+router routes around the first and limits fail open to a local share during the second.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from modelyard import errors
 from modelyard.gateway import Gateway
-from modelyard.server.http import json_response
+from modelyard.server.http import json_response, read_json
+
+STATE_VALUES = {"healthy": 0, "cooling": 1, "ejected": 2}
 
 
 class HealthRoutes:
@@ -17,7 +28,12 @@ class HealthRoutes:
         self.gateway = gateway
 
     def routes(self) -> list[Route]:
-        return [Route("/health", self.health), Route("/ready", self.ready)]
+        return [
+            Route("/health", self.health),
+            Route("/ready", self.ready),
+            Route("/admin/routing", self.routing),
+            Route("/admin/rollouts/{name:path}", self.rollout, methods=["PUT", "DELETE"]),
+        ]
 
     async def health(self, request: Request) -> Response:
         return json_response({"status": "ok"})
@@ -33,5 +49,57 @@ class HealthRoutes:
         writer = self.gateway.writer
         checks["log_writer"] = "ok" if writer is None or writer.stats.healthy else "spilling to disk"
         checks["default_model"] = self.gateway.readiness(self.gateway.settings.default_model)
+        status = self.gateway.routing_status()
+        checks["deployments"] = {ident: d["state"] for ident, d in status["deployments"].items()}
+        checks["shared_state"] = status["shared_state"].get("state", "ok")
         ready = checks["database"] == "ok" and checks["default_model"] == "ok"
         return json_response({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
+
+    async def routing(self, request: Request) -> Response:
+        """Breaker state, in-flight and latency per deployment; groups; rollouts; shared state."""
+        return json_response(self.gateway.routing_status())
+
+    async def rollout(self, request: Request) -> Response:
+        """``PUT {"percent": 25}`` changes a rollout at run time (every replica); ``DELETE`` restores the config."""
+        name = request.path_params["name"]
+        percent: float | None = None
+        if request.method == "PUT":
+            body = await read_json(request)
+            value = body.get("percent")
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise errors.BadRequestError("percent must be a number from 0 to 100", param="percent")
+            percent = float(value)
+        effective = await self.gateway.set_rollout(name, percent)
+        return json_response({"name": name, "percent": effective})
+
+
+class RoutingCollector(Collector):
+    """Prometheus gauges read from the health board at scrape time."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        status = self.gateway.routing_status()
+        state = GaugeMetricFamily(
+            "modelyard_deployment_state", "0 healthy, 1 cooling (429), 2 ejected (breaker)", labels=["deployment"]
+        )
+        in_flight = GaugeMetricFamily(
+            "modelyard_deployment_in_flight", "Upstream calls in flight", labels=["deployment"]
+        )
+        latency = GaugeMetricFamily(
+            "modelyard_deployment_latency_seconds", "Moving average of attempt latency", labels=["deployment"]
+        )
+        failures = GaugeMetricFamily(
+            "modelyard_deployment_consecutive_failures", "Failures since the last success", labels=["deployment"]
+        )
+        for ident, d in status["deployments"].items():
+            state.add_metric([ident], STATE_VALUES.get(d["state"], 0))
+            in_flight.add_metric([ident], d["in_flight"])
+            failures.add_metric([ident], d["consecutive_failures"])
+            if d["latency_ms"] is not None:
+                latency.add_metric([ident], d["latency_ms"] / 1000)
+        shared = status["shared_state"]
+        up = GaugeMetricFamily("modelyard_shared_state_up", "1 when limits are shared through Redis (or in-process)")
+        up.add_metric([], 1 if shared.get("state") == "ok" else 0)
+        yield from (state, in_flight, latency, failures, up)

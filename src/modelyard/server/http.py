@@ -54,6 +54,8 @@ def call_options(request: Request, body: dict[str, Any]) -> CallOptions:
         caller=getattr(request.state, "caller", "local"),
         conversation_id=extra.get("conversation_id") or request.headers.get("x-modelyard-conversation-id"),
         metadata=dict(body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {},
+        # Per-request cache control, read (and never sent upstream) by the gateway's cache middleware.
+        extra_headers={k: v for k, v in request.headers.items() if k == "x-modelyard-cache"},
     )
 
 
