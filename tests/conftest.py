@@ -43,3 +43,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         handle = getattr(utils, name, None)
         if handle is not None:
             handle.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last: pytest-playwright's session-wide sync API keeps an event loop running in the main
+    thread from its first use to the end of the session, which breaks every later ``asyncio.run``."""
+    items.sort(key=lambda item: "tests/browser/" in item.nodeid.replace("\\", "/"))

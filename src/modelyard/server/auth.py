@@ -11,7 +11,6 @@ import fnmatch
 import hmac
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -28,25 +27,6 @@ ADMIN_PREFIXES = ("/admin", "/metrics")
 KEY_CACHE_SECONDS = 60.0
 
 
-@dataclass
-class _Bucket:
-    """Requests per minute as a token bucket."""
-
-    rate: float
-    tokens: float
-    updated: float = field(default_factory=time.monotonic)
-
-    def take(self) -> float:
-        """0 when allowed, else seconds to wait."""
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.updated) * self.rate / 60)
-        self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) * 60 / self.rate
-
-
 class KeyResolver:
     """Resolves a presented key to a ``VirtualKey`` (cached), and enforces per-key request rates."""
 
@@ -54,7 +34,6 @@ class KeyResolver:
         self._keys = keys
         self._secret = secret
         self._cache: dict[str, tuple[float, VirtualKey | None]] = {}
-        self._buckets: dict[str, _Bucket] = {}
 
     async def resolve(self, presented: str) -> VirtualKey | None:
         digest = hash_key(presented, self._secret)
@@ -76,16 +55,6 @@ class KeyResolver:
         for _, key in self._cache.values():
             if key is not None and key.id == key_id:
                 key.spent += amount
-
-    def check_rate(self, key: VirtualKey) -> None:
-        if not key.rpm:
-            return
-        bucket = self._buckets.setdefault(key.id, _Bucket(rate=key.rpm, tokens=key.rpm))
-        wait = bucket.take()
-        if wait:
-            raise errors.RateLimitError(
-                f"key {key.name!r} is over its limit of {key.rpm} requests per minute", retry_after=wait
-            )
 
 
 class AuthMiddleware:
