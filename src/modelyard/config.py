@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -209,7 +211,12 @@ class CacheSettings(_Frozen):
 
 
 class Settings(BaseSettings):
-    """Everything modelyard can be told. Immutable once built."""
+    """Everything modelyard can be told. Immutable once built.
+
+    Example (``MODELYARD_DEFAULT_MODEL=openai/gpt-4o-mini`` or ``default_model:`` in ``modelyard.yaml`` do the same)::
+
+        settings = Settings(default_model="openai/gpt-4o-mini", aliases={"fast": "groq/llama-3.1-8b-instant"})
+    """
 
     model_config = SettingsConfigDict(env_prefix="MODELYARD_", env_nested_delimiter="__", frozen=True, extra="ignore")
 
@@ -264,11 +271,22 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, _EnvSource(settings_cls)]
         path = _config_path()
         if path is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
+
+
+class _EnvSource(EnvSettingsSource):
+    """``MODELYARD_*`` variables, except that ``MODELYARD_SERVER`` holding a URL is the CLI's ``--server``, not
+    the ``server`` settings (those come as JSON or as ``MODELYARD_SERVER__PORT`` and the like)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        value, key, is_complex = super().get_field_value(field, field_name)
+        if field_name == "server" and isinstance(value, str) and not value.lstrip().startswith("{"):
+            return None, key, is_complex
+        return value, key, is_complex
 
 
 def _config_path() -> Path | None:

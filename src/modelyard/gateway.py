@@ -69,7 +69,13 @@ R = TypeVar("R", ChatResponse, EmbeddingResponse, None)
 
 
 class Gateway:
-    """Owns providers, router, middleware chain and the shared HTTP client. Use ``async with`` or ``aclose()``."""
+    """Owns providers, router, middleware chain and the shared HTTP client. Use ``async with`` or ``aclose()``.
+
+    Example::
+
+        async with Gateway(load_settings()) as gateway:
+            response = await gateway.chat({"model": "fake/echo", "messages": [{"role": "user", "content": "hi"}]})
+    """
 
     def __init__(self, settings: Settings | None = None, *, middleware: Sequence[Middleware] = ()) -> None:
         self.settings = settings if settings is not None else load_settings()

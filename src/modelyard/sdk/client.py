@@ -107,6 +107,13 @@ class AsyncClient:
     ``pace_on_rate_limit=True`` makes ``chat``, ``stream`` and ``embed`` wait out a rate limit that says when to
     come back (a 429 with ``Retry-After``) and try again, within the call's ``timeout``, instead of raising
     ``RateLimitError`` at once (see ``modelyard.sdk.pacing``).
+
+    Example::
+
+        async with AsyncClient() as client:
+            response = await client.chat("local/smollm2", [{"role": "user", "content": "hi"}], max_tokens=20)
+            async for chunk in client.stream("local/smollm2", [{"role": "user", "content": "a haiku"}]):
+                print(chunk.text, end="")
     """
 
     def __init__(

@@ -71,7 +71,15 @@ class SyncStream:
 
 class Client:
     """Synchronous SDK with the same methods as ``AsyncClient`` (and its options: ``base_url``, ``api_key``,
-    ``pace_on_rate_limit``…)."""
+    ``pace_on_rate_limit``…).
+
+    Example::
+
+        with Client() as client:
+            print(client.chat("local/smollm2", [{"role": "user", "content": "hi"}], max_tokens=20).text)
+            for chunk in client.stream("local/smollm2", [{"role": "user", "content": "a haiku"}]):
+                print(chunk.text, end="")
+    """
 
     def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
         self._runner = _LoopThread()
