@@ -93,3 +93,14 @@ def test_cost_tables(cli: Invoke, logged: dict[str, str]) -> None:
     assert len(orjson.loads(cli("cost", "--by", "day", "--json").stdout)) == 1
     assert "no requests logged" in cli("cost", "--since", "2999-01-01").stderr
     assert cli("cost", "--by", "week").exit_code == 2
+
+
+def test_prune_deletes_only_older_rows(cli: Invoke, logged: dict[str, str]) -> None:
+    before = len(_rows(cli, "list", "--limit", "100"))
+    kept = cli("logs", "prune", "--older-than", "2000-01-01", "--yes")
+    assert kept.exit_code == 0, kept.output
+    assert "deleted 0 request log rows" in kept.stderr
+    assert len(_rows(cli, "list", "--limit", "100")) == before
+    gone = cli("logs", "prune", "--older-than", "2999-01-01", "--yes")
+    assert f"deleted {before} request log rows" in gone.stderr
+    assert _rows(cli, "list", "--limit", "100") == []

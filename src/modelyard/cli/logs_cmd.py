@@ -113,6 +113,25 @@ def search_logs(
     _render_rows(page.items, json_out)
 
 
+@app.command("prune")
+def prune_logs(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str, typer.Option("--older-than", metavar="WHEN", help=f"Delete rows created before this: {WHEN_HELP}")
+    ],
+    yes: Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Retention: delete request logs older than a point in time (runs in SQL, in batches)."""
+    before = parse_when(older_than)
+    if before is None:
+        raise typer.BadParameter("give a time, e.g. 30d or 2026-01-01", param_hint="--older-than")
+    if not yes:
+        typer.confirm(f"Delete every request log created before {before.isoformat()}?", abort=True)
+    with open_client(ctx) as client:
+        deleted = client.admin.prune_logs(before)
+    err.print(f"deleted {deleted} request log rows created before {before.isoformat()}")
+
+
 @app.command("show")
 def show_log(
     ctx: typer.Context,

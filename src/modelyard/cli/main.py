@@ -19,6 +19,7 @@ from modelyard.cli import (
     logs_cmd,
     models_cmd,
     prompt_cmd,
+    routing_cmd,
     serve_cmd,
     templates_cmd,
 )
@@ -45,6 +46,7 @@ app.command("models")(models_cmd.models)
 app.add_typer(templates_cmd.app, name="templates")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(routing_cmd.app, name="routing")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("serve")(serve_cmd.serve)
 app.command("agent")(agent_cmd.agent)

@@ -205,6 +205,18 @@ class Admin(ABC):
     async def delete_template(self, name: str) -> bool:
         """Delete a saved template (database, or in-process the user's file); built-ins cannot be deleted."""
 
+    @abstractmethod
+    async def prune_logs(self, before: datetime) -> int:
+        """Delete request logs older than ``before`` (in SQL, in batches); returns how many went."""
+
+    @abstractmethod
+    async def routing(self) -> dict[str, Any]:
+        """Deployments (breaker state, in-flight, latency), model groups, rollouts and shared-state health."""
+
+    @abstractmethod
+    async def set_rollout(self, name: str, percent: float | None) -> float:
+        """Change a rollout's percentage at run time (``None`` restores the configured one); returns the new one."""
+
     # ----- virtual keys --------------------------------------------------------------------------------
     @abstractmethod
     async def create_key(

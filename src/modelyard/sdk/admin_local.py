@@ -217,6 +217,16 @@ class InProcessAdmin(Admin):
         return True
 
     # ----- virtual keys --------------------------------------------------------------------------------
+    async def prune_logs(self, before: datetime) -> int:
+        return int(await (await self._stores()).logs.delete_older_than(before))
+
+    async def routing(self) -> dict[str, Any]:
+        status: dict[str, Any] = self._gateway().routing_status()
+        return status
+
+    async def set_rollout(self, name: str, percent: float | None) -> float:
+        return float(await self._gateway().set_rollout(name, percent))
+
     async def create_key(
         self,
         name: str,

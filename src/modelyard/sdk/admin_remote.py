@@ -217,6 +217,21 @@ class RemoteAdmin(Admin):
         return await self._maybe("DELETE", f"/admin/templates/{_segment(name)}") is not None
 
     # ----- virtual keys --------------------------------------------------------------------------------
+    async def prune_logs(self, before: datetime) -> int:
+        data = await self._json("DELETE", "/admin/logs", params={"before": before.isoformat()})
+        return int(data["deleted"])
+
+    async def routing(self) -> dict[str, Any]:
+        status: dict[str, Any] = await self._json("GET", "/admin/routing")
+        return status
+
+    async def set_rollout(self, name: str, percent: float | None) -> float:
+        path = f"/admin/rollouts/{_segment(name)}"
+        data = await (
+            self._json("DELETE", path) if percent is None else self._json("PUT", path, json={"percent": percent})
+        )
+        return float(data["percent"])
+
     async def create_key(
         self,
         name: str,

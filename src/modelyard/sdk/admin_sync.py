@@ -140,6 +140,15 @@ class SyncAdmin:
     def delete_template(self, name: str) -> bool:
         return self._run(self._admin.delete_template(name))
 
+    def prune_logs(self, before: datetime) -> int:
+        return self._run(self._admin.prune_logs(before))
+
+    def routing(self) -> dict[str, Any]:
+        return self._run(self._admin.routing())
+
+    def set_rollout(self, name: str, percent: float | None) -> float:
+        return self._run(self._admin.set_rollout(name, percent))
+
     def create_key(
         self,
         name: str,

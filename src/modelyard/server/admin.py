@@ -85,7 +85,7 @@ class AdminRoutes:
         return [
             r("/admin/info", self.info),
             r("/admin/db", self.database),
-            r("/admin/logs", self.logs),
+            r("/admin/logs", self.logs, methods=["GET", "DELETE"]),
             r("/admin/logs/export", self.export),
             r("/admin/logs/count", self.count),
             r("/admin/logs/{id}", self.log),
@@ -128,6 +128,8 @@ class AdminRoutes:
         return json_response({"url": shown, "revision": current, "head": head, "up_to_date": current == head})
 
     async def logs(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            return await self.prune(request)
         store = await self._logged()
         page = await store.logs.query(log_query(request))
         return json_response({"items": _dump(page.items), "next_cursor": page.next_cursor})
@@ -135,6 +137,14 @@ class AdminRoutes:
     async def count(self, request: Request) -> Response:
         store = await self._logged()
         return json_response({"count": await store.logs.count(log_query(request))})
+
+    async def prune(self, request: Request) -> Response:
+        """``DELETE /admin/logs?before=ISO-DATE``: retention, run in SQL in batches."""
+        before = _when(request, "before")
+        if before is None:
+            raise errors.BadRequestError("before is required (an ISO date or datetime)", param="before")
+        store = await self.gateway.stores()
+        return json_response({"deleted": await store.logs.delete_older_than(before)})
 
     async def log(self, request: Request) -> Response:
         store = await self._logged()
