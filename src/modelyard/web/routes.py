@@ -17,6 +17,7 @@ from modelyard.web.pages.keys import KeysPage
 from modelyard.web.pages.login import LoginPage
 from modelyard.web.pages.logs import LogsPage
 from modelyard.web.pages.playground import PlaygroundPage
+from modelyard.web.pages.runs import RunsPage
 from modelyard.web.pages.usage import UsagePage
 from modelyard.web.runs import RunOutcome, run_events, sse_event
 from modelyard.web.session import WebSessions
@@ -67,6 +68,7 @@ def web_routes(gateway: Gateway, sessions: WebSessions | None = None) -> list[Ba
         ComparePage(bench),
         LogsPage(bench),
         UsagePage(bench),
+        RunsPage(bench),
         KeysPage(bench),
         LoginPage(bench),
         RunEvents(bench),
