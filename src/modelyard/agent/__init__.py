@@ -18,45 +18,58 @@ Example::
 
 from __future__ import annotations
 
-from modelyard.agent.agent import Agent, Prompt
-from modelyard.agent.engine import Approver
-from modelyard.agent.events import (
-    AgentEvent,
-    ApprovalRequired,
-    ModelFallback,
-    ReasoningDelta,
-    RunFinished,
-    StepFinished,
-    StepStarted,
-    TextDelta,
-    ToolCallStarted,
-    ToolResult,
-    event_json,
-)
-from modelyard.agent.mcp import CommandAllowlist, MCPHttp, MCPSource, MCPStdio, mcp_server
-from modelyard.agent.metrics import atool_metrics, tool_metrics
-from modelyard.agent.state import (
-    Decision,
-    ErrorInfo,
-    Limits,
-    PendingCall,
-    RunResult,
-    RunState,
-    StepRecord,
-    StopReason,
-    ToolCallRecord,
-)
-from modelyard.agent.sync import SyncAgent, aresume, arun, astream, resume, run
-from modelyard.agent.tools import (
-    AgentTool,
-    FunctionTool,
-    JSONTool,
-    ToolError,
-    ToolSource,
-    tool,
-    tool_from_openai,
-)
-from modelyard.storage.sql_runs import ModelToolMetrics
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Loaded on first use: importing one part (say the run state, for the workbench) must not import MCP and the
+# whole loop.
+_EXPORTS: dict[str, str] = {
+    "Agent": "modelyard.agent.agent",
+    "AgentEvent": "modelyard.agent.events",
+    "AgentTool": "modelyard.agent.tools",
+    "ApprovalRequired": "modelyard.agent.events",
+    "Approver": "modelyard.agent.engine",
+    "CommandAllowlist": "modelyard.agent.mcp",
+    "Decision": "modelyard.agent.state",
+    "ErrorInfo": "modelyard.agent.state",
+    "FunctionTool": "modelyard.agent.tools",
+    "JSONTool": "modelyard.agent.tools",
+    "Limits": "modelyard.agent.state",
+    "MCPHttp": "modelyard.agent.mcp",
+    "MCPSource": "modelyard.agent.mcp",
+    "MCPStdio": "modelyard.agent.mcp",
+    "ModelFallback": "modelyard.agent.events",
+    "ModelToolMetrics": "modelyard.storage.sql_runs",
+    "PendingCall": "modelyard.agent.state",
+    "Prompt": "modelyard.agent.agent",
+    "ReasoningDelta": "modelyard.agent.events",
+    "RunFinished": "modelyard.agent.events",
+    "RunResult": "modelyard.agent.state",
+    "RunState": "modelyard.agent.state",
+    "StepFinished": "modelyard.agent.events",
+    "StepRecord": "modelyard.agent.state",
+    "StepStarted": "modelyard.agent.events",
+    "StopReason": "modelyard.agent.state",
+    "SyncAgent": "modelyard.agent.sync",
+    "TextDelta": "modelyard.agent.events",
+    "ToolCallRecord": "modelyard.agent.state",
+    "ToolCallStarted": "modelyard.agent.events",
+    "ToolError": "modelyard.agent.tools",
+    "ToolResult": "modelyard.agent.events",
+    "ToolSource": "modelyard.agent.tools",
+    "aresume": "modelyard.agent.sync",
+    "arun": "modelyard.agent.sync",
+    "astream": "modelyard.agent.sync",
+    "atool_metrics": "modelyard.agent.metrics",
+    "event_json": "modelyard.agent.events",
+    "mcp_server": "modelyard.agent.mcp",
+    "resume": "modelyard.agent.sync",
+    "run": "modelyard.agent.sync",
+    "tool": "modelyard.agent.tools",
+    "tool_from_openai": "modelyard.agent.tools",
+    "tool_metrics": "modelyard.agent.metrics",
+}
+
 
 __all__ = [
     "Agent",
@@ -104,3 +117,58 @@ __all__ = [
     "tool_from_openai",
     "tool_metrics",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelyard.agent' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from modelyard.agent.agent import Agent, Prompt
+    from modelyard.agent.engine import Approver
+    from modelyard.agent.events import (
+        AgentEvent,
+        ApprovalRequired,
+        ModelFallback,
+        ReasoningDelta,
+        RunFinished,
+        StepFinished,
+        StepStarted,
+        TextDelta,
+        ToolCallStarted,
+        ToolResult,
+        event_json,
+    )
+    from modelyard.agent.mcp import CommandAllowlist, MCPHttp, MCPSource, MCPStdio, mcp_server
+    from modelyard.agent.metrics import atool_metrics, tool_metrics
+    from modelyard.agent.state import (
+        Decision,
+        ErrorInfo,
+        Limits,
+        PendingCall,
+        RunResult,
+        RunState,
+        StepRecord,
+        StopReason,
+        ToolCallRecord,
+    )
+    from modelyard.agent.sync import SyncAgent, aresume, arun, astream, resume, run
+    from modelyard.agent.tools import (
+        AgentTool,
+        FunctionTool,
+        JSONTool,
+        ToolError,
+        ToolSource,
+        tool,
+        tool_from_openai,
+    )
+    from modelyard.storage.sql_runs import ModelToolMetrics
