@@ -16,7 +16,8 @@ PROBE = "import time; t = time.perf_counter(); {stmt}; print((time.perf_counter(
 def wall_ms(stmt: str) -> float:
     samples = []
     for _ in range(RUNS):
-        out = subprocess.run([sys.executable, "-c", PROBE.format(stmt=stmt)], capture_output=True, text=True, check=True)
+        argv = [sys.executable, "-c", PROBE.format(stmt=stmt)]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True)
         samples.append(float(out.stdout))
     return statistics.median(samples)
 
@@ -25,9 +26,10 @@ def importtime_total_us() -> int:
     """Cumulative microseconds of the `modelyard` line in `python -X importtime`."""
     samples = []
     for _ in range(RUNS):
-        err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import modelyard"],
-                             capture_output=True, text=True, check=True).stderr
-        line = next(l for l in reversed(err.splitlines()) if l.rstrip().endswith("| modelyard"))
+        err = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import modelyard"], capture_output=True, text=True, check=True
+        ).stderr
+        line = next(x for x in reversed(err.splitlines()) if x.rstrip().endswith("| modelyard"))
         samples.append(int(line.split("|")[1]))
     return int(statistics.median(samples))
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 MASK = "[REDACTED]"
+MIN_SECRET_LENGTH = 8  # every pattern below needs at least this many characters
 
 SECRET_PATTERNS: dict[str, str] = {
     "private_key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
@@ -47,6 +48,8 @@ class Redactor:
         self._patterns = [re.compile(p) for p in sources]
 
     def text(self, value: str) -> str:
+        if len(value) < MIN_SECRET_LENGTH:  # roles, finish reasons, short words: nothing to mask
+            return value
         for pattern in self._patterns:
             value = pattern.sub(_replacement, value)
         return value

@@ -58,14 +58,16 @@ class SSEDecoder:
         if len(self._buffer) > MAX_EVENT_BYTES:
             raise ValueError("SSE line exceeds the size limit")
         events: list[SSEEvent] = []
+        buffer, start = self._buffer, 0
         while True:
-            line, sep, rest = _split_line(self._buffer)
-            if not sep:
+            end, size = _line_end(buffer, start)
+            if size == 0:
                 break
-            self._buffer = rest
-            event = self._line(line.decode("utf-8", errors="replace"))
+            event = self._line(buffer[start:end].decode("utf-8", errors="replace"))
             if event is not None:
                 events.append(event)
+            start = end + size
+        self._buffer = buffer[start:]
         return events
 
     def flush(self) -> list[SSEEvent]:
@@ -103,18 +105,16 @@ class SSEDecoder:
         return None
 
 
-def _split_line(buffer: bytes) -> tuple[bytes, bytes, bytes]:
-    """Split at the first CRLF, LF or CR (a CR at the very end may be half of a CRLF: wait for more)."""
-    for i, b in enumerate(buffer):
-        if b == 0x0A:
-            return buffer[:i], b"\n", buffer[i + 1 :]
-        if b == 0x0D:
-            if i + 1 == len(buffer):
-                return buffer, b"", b""
-            if buffer[i + 1] == 0x0A:
-                return buffer[:i], b"\r\n", buffer[i + 2 :]
-            return buffer[:i], b"\r", buffer[i + 1 :]
-    return buffer, b"", b""
+def _line_end(buffer: bytes, start: int) -> tuple[int, int]:
+    """(index, length) of the first line ending (CRLF, LF or CR) at or after ``start``; length 0 when there is
+    none yet (a CR at the very end may be half of a CRLF: wait for more)."""
+    lf = buffer.find(b"\n", start)
+    cr = buffer.find(b"\r", start, lf if lf != -1 else len(buffer))
+    if cr == -1:
+        return (lf, 1) if lf != -1 else (-1, 0)
+    if cr + 1 == len(buffer):
+        return -1, 0
+    return (cr, 2) if buffer[cr + 1] == 0x0A else (cr, 1)
 
 
 async def iter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
