@@ -154,3 +154,13 @@ def test_refuses_to_listen_publicly_without_master_key() -> None:
     assert not is_loopback("0.0.0.0")
     with pytest.raises(errors.ConfigError, match="master key"):
         serve(Settings(), "0.0.0.0", 0)
+
+
+def test_virtual_keys_cannot_reach_saved_conversations(secured: LiveServer) -> None:
+    key = str(make_key(secured)["key"])
+    response = httpx2.post(
+        f"{secured.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": "fake/m", "messages": HELLO, "conversation_id": "conv_someone_else"},
+    )
+    assert response.status_code == 403 and response.json()["error"]["param"] == "conversation_id"

@@ -270,3 +270,11 @@ def test_usage_on_a_content_chunk_is_split_out_and_hidden_unless_asked(live: Liv
     frames = [json.loads(f.removeprefix(b"data: ")) for f in shown.split(b"\n\n") if f]
     assert [f["usage"] for f in frames] == [None, {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}]
     assert frames[1]["choices"] == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("conversation_id", ["a"]), ("tags", "not-a-list"), ("tags", [1]), ("fallbacks", "x")]
+)
+def test_gateway_fields_are_validated(live: LiveServer, field: str, value: object) -> None:
+    response = httpx2.post(f"{live.url}/v1/chat/completions", json={"model": "fake/m", "messages": HELLO, field: value})
+    assert response.status_code == 400 and response.json()["error"]["param"] == field

@@ -46,17 +46,32 @@ def call_options(request: Request, body: dict[str, Any]) -> CallOptions:
     retries = extra.get("max_retries")
     if retries is not None and not (isinstance(retries, int) and 0 <= retries <= 10):
         raise errors.BadRequestError("max_retries must be an integer from 0 to 10", param="max_retries")
+    if not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+        raise errors.BadRequestError("tags must be a list of strings", param="tags")
+    conversation_id = _conversation_id(request, extra.get("conversation_id"))
     return CallOptions(
         timeout=float(timeout) if timeout is not None else None,
         max_retries=retries,
         fallbacks=fallbacks,
-        tags=[str(t) for t in tags] if isinstance(tags, list) else [],
+        tags=list(tags),
         caller=getattr(request.state, "caller", "local"),
-        conversation_id=extra.get("conversation_id") or request.headers.get("x-modelyard-conversation-id"),
+        conversation_id=conversation_id,
         metadata=dict(body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {},
         # Per-request cache control, read (and never sent upstream) by the gateway's cache middleware.
         extra_headers={k: v for k, v in request.headers.items() if k == "x-modelyard-cache"},
     )
+
+
+def _conversation_id(request: Request, value: Any) -> str | None:
+    """A saved conversation to continue; conversations belong to the admin, so virtual keys may not use them."""
+    value = value or request.headers.get("x-modelyard-conversation-id")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise errors.BadRequestError("conversation_id must be a string", param="conversation_id")
+    if getattr(request.state, "key", None) is not None:
+        raise errors.PermissionDeniedError("saved conversations need the master key", param="conversation_id")
+    return value
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
