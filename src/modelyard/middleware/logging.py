@@ -23,7 +23,8 @@ from modelyard.types.chat import ChatChunk, ChatRequest, ChatResponse, Message
 from modelyard.types.embeddings import EmbeddingResponse
 from modelyard.types.usage import Usage
 
-LogSink = Callable[[RequestLog], None]
+LogSink = Callable[[RequestLog | Callable[[], RequestLog]], None]
+"""Takes a row, or a function that builds it later (off the request path)."""
 TextCounter = Callable[[str, str], int]
 """(model, text) -> tokens; used only when a stream ends before the provider reported usage."""
 
@@ -115,11 +116,12 @@ class LoggingMiddleware:
         return usage
 
     def _emit(self, call: Call, result: _Outcome) -> None:
-        self.sink(self._row(call, result))
-
-    def _row(self, call: Call, result: _Outcome) -> RequestLog:
-        info, request, usage = call.info, call.request, result.usage
+        # Only the clock is read now; the row (redaction, copies of the bodies) is built by the writer's task.
         latency = (time.monotonic() - call.started) * 1000
+        self.sink(lambda: self._row(call, result, latency))
+
+    def _row(self, call: Call, result: _Outcome, latency: float) -> RequestLog:
+        info, request, usage = call.info, call.request, result.usage
         completion = usage.completion_tokens if usage else None
         message = result.response.choices[0] if result.response and result.response.choices else None
         generation_s = (latency - (result.ttft_ms or 0)) / 1000

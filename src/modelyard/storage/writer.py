@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +29,9 @@ from modelyard.storage.spill import SpillDir, read_chunks
 logger = logging.getLogger(__name__)
 
 _STOP: Final = object()
+
+RowSource = RequestLog | Callable[[], RequestLog]
+"""A row, or a function that builds it: the writer's task builds deferred rows, off the request path."""
 #: SQLSTATE classes that condemn a row, not the database: 22 data exception, 23 integrity violation,
 #: 54 program limit exceeded (e.g. a tsvector over 1 MB).
 _BAD_DATA_STATES = ("22", "23", "54")
@@ -84,7 +87,7 @@ class LogWriter:
         retry_max: float = 30.0,
     ) -> None:
         self._store = store
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=max_queue)
+        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=max_queue)  # RowSource items and _STOP
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._spill = SpillDir(Path(spill_dir) if spill_dir is not None else data_dir() / "spill")
@@ -112,8 +115,9 @@ class LogWriter:
         if self._task is None and not self._closed:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="modelyard-log-writer")
 
-    def submit(self, log: RequestLog) -> None:
-        """Queue one row; never waits. A full queue (or a closed writer) sends the row to the spill file.
+    def submit(self, log: RowSource) -> None:
+        """Queue one row (or a function that builds it later, in the writer's task); never waits. A full queue
+        (or a closed writer) sends the row to the spill file.
 
         Call it from the event loop's thread (``asyncio.Queue`` is not thread-safe).
         """
@@ -125,8 +129,20 @@ class LogWriter:
                 return
             except asyncio.QueueFull:
                 pass
-        self._to_log_file([log])
-        self._spill_rows([log])
+        row = self._materialize(log)
+        if row is not None:
+            self._to_log_file([row])
+            self._spill_rows([row])
+
+    def _materialize(self, item: RowSource) -> RequestLog | None:
+        if isinstance(item, RequestLog):
+            return item
+        try:
+            return item()
+        except Exception:  # a bug in building the row: say so loudly, count it, keep the writer alive
+            logger.exception("could not build a request log row")
+            self._stats.lost += 1
+            return None
 
     async def close(self, timeout: float = 30.0) -> None:
         """Write what is queued, try a last replay of the spill files, release files. Idempotent."""
@@ -205,8 +221,10 @@ class LogWriter:
         except TimeoutError:
             return batch, False
         deadline = loop.time() + self._flush_interval
-        while isinstance(item, RequestLog):
-            batch.append(item)
+        while item is not _STOP:
+            row = self._materialize(item)  # type: ignore[arg-type]
+            if row is not None:
+                batch.append(row)
             if len(batch) >= self._batch_size:
                 return batch, False
             try:
