@@ -77,13 +77,13 @@ class LoggingMiddleware:
         return outcome.wrap(lambda source: self._logged(call, source))
 
     async def _logged(self, call: Call, source: ChatStream) -> AsyncIterator[ChatChunk]:
-        acc = ChunkAccumulator()
+        chunks: list[ChatChunk] = []  # kept as they pass; put together by the writer's task, off the stream
         result = _Outcome(status="client_disconnected")
         try:
             async for chunk in source:
                 if result.ttft_ms is None and chunk.choices:
                     result.ttft_ms = (time.monotonic() - call.started) * 1000
-                acc.add(chunk)
+                chunks.append(chunk)
                 yield chunk
             result.status = "cache_hit" if source.info.cache_hit else "ok"
         except (GeneratorExit, asyncio.CancelledError):
@@ -94,10 +94,18 @@ class LoggingMiddleware:
             raise
         finally:
             await source.aclose()
-            result.response = acc.response() if acc.chunks else None
-            result.usage = acc.usage if result.status in ("ok", "cache_hit") else None
-            result.usage = result.usage or self._delivered_usage(call, acc)
-            self._emit(call, result)
+            latency = (time.monotonic() - call.started) * 1000
+            self.sink(lambda: self._stream_row(call, result, chunks, latency))
+
+    def _stream_row(self, call: Call, result: _Outcome, chunks: list[ChatChunk], latency: float) -> RequestLog:
+        """The row of a finished stream: what was delivered, with the provider's usage or exactly counted."""
+        acc = ChunkAccumulator()
+        for chunk in chunks:
+            acc.add(chunk)
+        result.response = acc.response() if acc.chunks else None
+        result.usage = acc.usage if result.status in ("ok", "cache_hit") else None
+        result.usage = result.usage or self._delivered_usage(call, acc)
+        return self._row(call, result, latency)
 
     def _delivered_usage(self, call: Call, acc: ChunkAccumulator) -> Usage | None:
         """Usage for a stream that ended early: the prompt estimate plus exactly the text delivered."""
