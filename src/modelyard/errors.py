@@ -51,17 +51,6 @@ class ModelyardError(Exception):
         """Whether another attempt may succeed: the upstream's verdict wins over the class default."""
         return self.should_retry if self.should_retry is not None else self.retryable
 
-    def to_openai(self) -> dict[str, Any]:
-        """The OpenAI error envelope for this error."""
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.openai_type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
-
     def __str__(self) -> str:
         where = "/".join(x for x in (self.provider, self.model) if x)
         return f"{self.message} ({where})" if where else self.message

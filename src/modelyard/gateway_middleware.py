@@ -213,9 +213,7 @@ def check_context(window: int | None, request: ChatRequest, model: str) -> None:
     """Fail before any network call when the prompt cannot fit the model's context window."""
     if window is None:
         return
-    # Cheap bound first: a token is at least one byte, so a short prompt never needs counting.
-    size = sum(len(m.model_dump_json().encode()) for m in [*request.messages, *(request.tools or [])])
-    if size < window:
+    if _token_bound(request) < window:  # a short prompt never needs counting
         return
     needed = tokens.estimate_request_tokens(request.model_copy(update={"model": model}))
     if needed > window:
@@ -224,6 +222,18 @@ def check_context(window: int | None, request: ChatRequest, model: str) -> None:
             model=model,
             param="messages",
         )
+
+
+def _token_bound(request: ChatRequest) -> int:
+    """An upper bound on the prompt's tokens, without serializing it: a token is at least one byte, a character
+    at most four bytes; every message, tool and image part gets a generous fixed allowance on top."""
+    chars, parts = 0, 0
+    for m in request.messages:
+        chars += len(m.text()) + len(m.reasoning_content or "")
+        chars += sum(len(c.function.name) + len(c.function.arguments) for c in m.tool_calls or [])
+        parts += sum(1 for p in m.content if p.type != "text") if isinstance(m.content, list) else 0
+    tools = sum(len(t.model_dump_json()) for t in request.tools or [])
+    return 4 * (chars + tools) + 16 * len(request.messages) + 1000 * parts
 
 
 def rollout_percent(router: Router, state: SharedState, name: str) -> float:

@@ -18,10 +18,10 @@ from sqlalchemy.engine import Connection
 from modelyard.storage.engine import create_engine
 from modelyard.storage.migrate import alembic_config
 from modelyard.storage.sql import SQLStore, open_store
-from modelyard.storage.sql_runs import RUN_TABLES, SQLRunStore, StoredRun, StoredStep, agent_runs, agent_steps
+from modelyard.storage.sql_runs import SQLRunStore, StoredRun, StoredStep, agent_runs, agent_steps
 from tests.storage.conftest import DIALECTS, create_pg_database, drop_pg_database
 
-RUN_TABLE_NAMES = {t.name for t in RUN_TABLES}
+RUN_TABLE_NAMES = {agent_steps.name, agent_runs.name}
 
 
 @pytest.fixture(params=DIALECTS)

@@ -24,7 +24,6 @@ from modelyard.types.usage import Usage
 StopReason = Literal["final_answer", "max_steps", "max_tokens", "max_cost", "max_time", "approval_required", "error"]
 RunStatus = Literal["running", "paused", "completed", "stopped", "failed"]
 ErrorKind = Literal["unknown_tool", "invalid_json", "invalid_arguments", "tool_error", "exception", "timeout", "denied"]
-CAP_REASONS: tuple[StopReason, ...] = ("max_steps", "max_tokens", "max_cost", "max_time")
 
 
 def new_run_id() -> str:

@@ -14,14 +14,6 @@ from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
 if TYPE_CHECKING:
     from modelyard.providers._http import HttpClient
 
-CHAT = "chat"
-STREAM = "stream"
-EMBED = "embed"
-TOOLS = "tools"
-VISION = "vision"
-JSON_SCHEMA = "json_schema"
-REASONING = "reasoning"
-
 
 @dataclass(frozen=True)
 class ProviderSpec:
@@ -34,7 +26,7 @@ class ProviderSpec:
     api_key: str | None = None
     requires_key: bool = True
     headers: dict[str, str] = field(default_factory=dict)
-    capabilities: frozenset[str] = frozenset({CHAT, STREAM, TOOLS})
+    capabilities: frozenset[str] = frozenset({"chat", "stream", "tools"})
     rules: tuple[ModelRule, ...] = ()
     models: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)

@@ -214,11 +214,6 @@ class AnthropicStreamEncoder:
         self._stop_sequence: str | None = None
         self._usage: Usage | None = None
 
-    @staticmethod
-    def ping() -> bytes:
-        """A keep-alive ``ping`` event."""
-        return _event("ping", {"type": "ping"})
-
     def start(self) -> list[bytes]:
         """The ``message_start`` event (once; ``feed`` sends it when it was not sent yet)."""
         if self._started:

@@ -192,10 +192,6 @@ class MemoryCounters:
             budget.reserved.pop(reservation.lease_id, None)
             budget.spent += actual
 
-    async def debit(self, key: str, amount: float) -> None:
-        """Add spend without a reservation (used to replay debits)."""
-        self._budgets.setdefault(key, _Budget()).spent += amount
-
     async def spent(self, keys: Sequence[str]) -> list[float]:
         return [self._budgets[k].spent if k in self._budgets else 0.0 for k in keys]
 

@@ -113,8 +113,3 @@ def _sqlite_on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> No
             cursor.execute(pragma)
     finally:
         cursor.close()
-
-
-def display_url(url: str | URL | None) -> str:
-    """The URL with its password hidden, for messages and logs."""
-    return normalize_url(url).render_as_string(hide_password=True)

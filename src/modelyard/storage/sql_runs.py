@@ -40,9 +40,6 @@ RunStatus = Literal["running", "paused", "completed", "stopped", "failed"]
 RESUMABLE: tuple[RunStatus, ...] = ("paused", "stopped", "failed")
 
 
-RUN_TABLES = (agent_steps, agent_runs)
-"""The agent tables, children first (the order to empty them in)."""
-
 
 class _Row(BaseModel):
     model_config = ConfigDict(extra="ignore")
