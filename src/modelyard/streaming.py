@@ -283,30 +283,51 @@ async def stream_from_response(response: ChatResponse) -> AsyncIterator[ChatChun
     yield ChatChunk(id=response.id, created=response.created, model=response.model, usage=response.usage)
 
 
-async def ensure_usage(
-    chunks: AsyncIterator[ChatChunk], prompt_tokens: Callable[[], int], count: Callable[[str], int]
-) -> AsyncIterator[ChatChunk]:
-    """Pass chunks through; when the stream ends without usage, append an estimated usage chunk.
+async def with_usage(
+    first: list[ChatChunk],
+    rest: AsyncIterator[list[ChatChunk]],
+    prompt_tokens: Callable[[], int],
+    count: Callable[[str], int],
+) -> AsyncIterator[list[ChatChunk]]:
+    """``first`` then the batches of ``rest``; when the stream ends without usage, an estimated usage chunk follows.
 
     The estimate counts exactly the text delivered (content, reasoning, tool-call arguments) and is marked
     ``"estimated": true`` so nobody mistakes it for the provider's count.
     """
     seen_usage = False
-    pieces: list[str] = []
-    last: ChatChunk | None = None
-    async for chunk in chunks:
-        last = chunk
-        seen_usage = seen_usage or chunk.usage is not None
-        for choice in chunk.choices:
-            delta = choice.delta
-            pieces += [p for p in (delta.content, delta.reasoning_content) if p]
-            pieces += [t.function.arguments for t in delta.tool_calls or [] if t.function and t.function.arguments]
-        yield chunk
-    if seen_usage or last is None:
+    delivered: list[ChatChunk] = []
+    try:
+        batch = first
+        while True:
+            seen_usage = seen_usage or any(chunk.usage is not None for chunk in batch)
+            if not seen_usage:
+                delivered += batch
+            yield batch
+            try:
+                batch = await rest.__anext__()
+            except StopAsyncIteration:
+                break
+    finally:
+        closer = getattr(rest, "aclose", None)
+        if closer is not None:
+            await closer()
+    if seen_usage or not delivered:
         return
+    pieces = [
+        piece
+        for chunk in delivered
+        for choice in chunk.choices
+        for piece in (
+            choice.delta.content,
+            choice.delta.reasoning_content,
+            *(t.function.arguments for t in choice.delta.tool_calls or [] if t.function),
+        )
+        if piece
+    ]
+    last = delivered[-1]
     usage = Usage.of(prompt_tokens(), count("".join(pieces)) if pieces else 0)
     usage.estimated = True  # type: ignore[attr-defined]
-    yield ChatChunk(id=last.id, created=last.created, model=last.model, usage=usage)
+    yield [ChatChunk(id=last.id, created=last.created, model=last.model, usage=usage)]
 
 
 def merge_choices(responses: list[ChatResponse]) -> ChatResponse:

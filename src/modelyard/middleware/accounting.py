@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from modelyard.pipeline import Call, ChatStream, Handler, Outcome
+from modelyard.pipeline import Call, Handler, Outcome
 from modelyard.types.chat import ChatChunk, ChatResponse, ModelyardInfo
 from modelyard.types.embeddings import EmbeddingResponse
 from modelyard.types.usage import Usage
@@ -46,13 +46,10 @@ class CostMiddleware:
             if outcome.modelyard is not None and not outcome.modelyard.cache_hit:
                 apply_price(outcome.modelyard, outcome.usage, self.pricer)
             return outcome
-        return outcome.wrap(self._priced)
+        info = outcome.info
 
-    async def _priced(self, source: ChatStream) -> AsyncIterator[ChatChunk]:
-        try:
-            async for chunk in source:
-                if chunk.usage is not None and not source.info.cache_hit:
-                    apply_price(source.info, chunk.usage, self.pricer)
-                yield chunk
-        finally:
-            await source.aclose()
+        def on_chunk(chunk: ChatChunk) -> None:
+            if chunk.usage is not None and not info.cache_hit:
+                apply_price(info, chunk.usage, self.pricer)
+
+        return outcome.observe(on_chunk)

@@ -33,6 +33,8 @@ class BudgetMiddleware:
         self.estimate_cost = estimate_cost
 
     async def __call__(self, call: Call, next: Handler) -> Outcome:
+        if not self.policy.may_budget(call):
+            return await next(call)
         checks = self.policy.budgets(call, await self.policy.key(call))
         if not checks:
             return await next(call)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from modelyard import errors
-from modelyard.pipeline import Call, ChatStream, Handler, Outcome
+from modelyard.pipeline import Call, ChatStream, Handler, Outcome, StreamEnd
 from modelyard.storage.base import Conversation, ConversationStore
 from modelyard.streaming import ChunkAccumulator
-from modelyard.types.chat import ChatChunk, ChatRequest, ChatResponse, Message
+from modelyard.types.chat import ChatRequest, ChatResponse, Message
 
 
 class ConversationMiddleware:
@@ -34,20 +33,14 @@ class ConversationMiddleware:
             await self._save(conversation, new_messages, outcome, call)
             return outcome
         assert isinstance(outcome, ChatStream)
-        return outcome.wrap(lambda source: self._saved_when_done(source, conversation, new_messages, call))
-
-    async def _saved_when_done(
-        self, source: ChatStream, conversation: Conversation, new_messages: list[Message], call: Call
-    ) -> AsyncIterator[ChatChunk]:
         acc = ChunkAccumulator()
-        try:
-            async for chunk in source:
-                acc.add(chunk)
-                yield chunk
-        finally:
-            await source.aclose()
-        # Reached only when the stream completed: an interrupted answer is not saved as if it were whole.
-        await self._save(conversation, new_messages, acc.response(), call)
+
+        async def on_end(end: StreamEnd) -> None:
+            # Only a completed stream: an interrupted answer is not saved as if it were whole.
+            if end.completed:
+                await self._save(conversation, new_messages, acc.response(), call)
+
+        return outcome.observe(acc.add, on_end)
 
     async def _save(
         self, conversation: Conversation, new_messages: list[Message], response: ChatResponse, call: Call

@@ -196,6 +196,8 @@ class RateLimitMiddleware:
         self.estimate_tokens = estimate_tokens
 
     async def __call__(self, call: Call, next: Handler) -> Outcome:
+        if not self.policy.may_limit(call):
+            return await next(call)
         scopes = self.policy.scopes(call, await self.policy.key(call))
         if not scopes:
             return await next(call)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from modelyard import errors
 from modelyard.middleware.accounting import Pricer, apply_price
-from modelyard.pipeline import Call, ChatStream, Handler, Outcome
+from modelyard.pipeline import Call, ChatStream, Handler, Outcome, StreamEnd
 from modelyard.redaction import Redactor
 from modelyard.storage.base import RequestLog
 from modelyard.streaming import ChunkAccumulator
@@ -74,28 +74,26 @@ class LoggingMiddleware:
         if isinstance(outcome, EmbeddingResponse):
             self._emit(call, _Outcome(usage=outcome.usage))
             return outcome
-        return outcome.wrap(lambda source: self._logged(call, source))
+        return self._log_stream(call, outcome)
 
-    async def _logged(self, call: Call, source: ChatStream) -> AsyncIterator[ChatChunk]:
+    def _log_stream(self, call: Call, stream: ChatStream) -> ChatStream:
         chunks: list[ChatChunk] = []  # kept as they pass; put together by the writer's task, off the stream
         result = _Outcome(status="client_disconnected")
-        try:
-            async for chunk in source:
-                if result.ttft_ms is None and chunk.choices:
-                    result.ttft_ms = (time.monotonic() - call.started) * 1000
-                chunks.append(chunk)
-                yield chunk
-            result.status = "cache_hit" if source.info.cache_hit else "ok"
-        except (GeneratorExit, asyncio.CancelledError):
-            result.status = "client_disconnected"
-            raise
-        except BaseException as exc:
-            result.status, result.error = "error", exc
-            raise
-        finally:
-            await source.aclose()
+
+        def on_chunk(chunk: ChatChunk) -> None:
+            if result.ttft_ms is None and chunk.choices:
+                result.ttft_ms = (time.monotonic() - call.started) * 1000
+            chunks.append(chunk)
+
+        def on_end(end: StreamEnd) -> None:
+            if end.completed:
+                result.status = "cache_hit" if stream.info.cache_hit else "ok"
+            elif end.error is not None and not isinstance(end.error, asyncio.CancelledError | GeneratorExit):
+                result.status, result.error = "error", end.error
             latency = (time.monotonic() - call.started) * 1000
             self.sink(lambda: self._stream_row(call, result, chunks, latency))
+
+        return stream.observe(on_chunk, on_end)
 
     def _stream_row(self, call: Call, result: _Outcome, chunks: list[ChatChunk], latency: float) -> RequestLog:
         """The row of a finished stream: what was delivered, with the provider's usage or exactly counted."""

@@ -77,6 +77,16 @@ class LimitPolicy:
         self.settings = settings
         self.lookup = lookup
 
+    def may_limit(self, call: Call) -> bool:
+        """False when no rate-limit rule can apply to ``call`` (decided without any lookup)."""
+        return call.options.caller.startswith("vk_") or bool(self.settings.keys) or bool(self.settings.models)
+
+    def may_budget(self, call: Call) -> bool:
+        """False when no budget can apply to ``call`` (decided without any lookup)."""
+        caller = call.options.caller
+        tagged = bool(self.settings.tag_budgets) and bool(call.options.tags)
+        return caller.startswith("vk_") or bool(self.settings.key_budgets) or tagged
+
     async def key(self, call: Call) -> VirtualKey | None:
         caller = call.options.caller
         if self.lookup is None or not caller.startswith("vk_"):

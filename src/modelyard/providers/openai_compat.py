@@ -8,7 +8,7 @@ from typing import Any
 from modelyard import errors
 from modelyard.errors import openai_error_parser
 from modelyard.providers.base import EmbedCall, ProviderCall, ProviderContext
-from modelyard.streaming import ChunkAccumulator, iter_sse
+from modelyard.streaming import SSEDecoder, SSEEvent
 from modelyard.types.chat import ChatChunk, ChatResponse
 from modelyard.types.embeddings import EmbeddingResponse
 
@@ -60,6 +60,12 @@ class OpenAICompatProvider:
         return ChatResponse.model_validate(data)
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[ChatChunk]:
+        async for batch in self.stream_batches(call):
+            for chunk in batch:
+                yield chunk
+
+    async def stream_batches(self, call: ProviderCall) -> AsyncIterator[list[ChatChunk]]:
+        """The stream, as lists of the chunks that one network read delivered (forwarded together)."""
         model = call.request.model
         async with self.context.http.request(
             "POST",
@@ -71,24 +77,39 @@ class OpenAICompatProvider:
             model=model,
             parse_error=openai_error_parser,
         ) as response:
-            progress = ChunkAccumulator()
-            async for event in iter_sse(response.content.iter_any()):
-                if event.data == "[DONE]":
+            progress = _Progress()
+            decoder = SSEDecoder()
+            async for data in response.content.iter_any():
+                batch = self._chunks(decoder.feed(data), progress, model)
+                if batch:
+                    yield batch
+                if progress.done:
                     return
-                if not event.data:
-                    continue
-                data = event.json()
-                if isinstance(data, dict) and data.get("error"):
-                    raise _error_in_body(data, self.name, model, after_output=progress.chunks > 0)
-                chunk = ChatChunk.model_validate(data)
-                progress.add(chunk)
-                yield chunk
-            if not progress.finished:
+            batch = self._chunks(decoder.flush(), progress, model)
+            if batch:
+                yield batch
+            if not progress.done and not progress.finished:
                 raise errors.StreamInterruptedError(
                     f"{self.name} closed the stream without finishing ({progress.chunks} chunks received)",
                     provider=self.name,
                     model=model,
                 )
+
+    def _chunks(self, events: list[SSEEvent], progress: _Progress, model: str) -> list[ChatChunk]:
+        batch: list[ChatChunk] = []
+        for event in events:
+            if event.data == "[DONE]":
+                progress.done = True
+                break
+            if not event.data:
+                continue
+            data = event.json()
+            if isinstance(data, dict) and data.get("error"):
+                raise _error_in_body(data, self.name, model, after_output=progress.chunks > 0)
+            chunk = ChatChunk.from_wire(data)
+            progress.add(chunk)
+            batch.append(chunk)
+        return batch
 
     async def embed(self, call: EmbedCall) -> EmbeddingResponse:
         if "embed" not in self.capabilities:
@@ -125,3 +146,26 @@ def _error_in_body(
         # Mid-stream failures are never retried (bytes were already delivered), so report them as interruptions.
         cls = errors.StreamInterruptedError
     return cls(message or "upstream reported an error", status=status, provider=provider, model=model, code=code)
+
+
+class _Progress:
+    """Enough of a stream's state to tell a finished answer from a cut one, without rebuilding it."""
+
+    __slots__ = ("_finished", "_open", "chunks", "done")
+
+    def __init__(self) -> None:
+        self.chunks = 0
+        self.done = False  # [DONE] seen
+        self._open: set[int] = set()
+        self._finished: set[int] = set()
+
+    def add(self, chunk: ChatChunk) -> None:
+        self.chunks += 1
+        for choice in chunk.choices:
+            self._open.add(choice.index)
+            if choice.finish_reason:
+                self._finished.add(choice.index)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self._open) and self._open <= self._finished

@@ -136,17 +136,9 @@ class KeySpendMiddleware:
         if not call.options.caller.startswith("vk_"):
             return outcome
         if isinstance(outcome, ChatStream):
-            return outcome.wrap(lambda source: self._charged_stream(call, source))
+            return outcome.observe(on_end=lambda end: self._charge(call))
         self._charge(call)
         return outcome
-
-    async def _charged_stream(self, call: Call, source: ChatStream) -> Any:
-        try:
-            async for chunk in source:
-                yield chunk
-        finally:
-            await source.aclose()
-            self._charge(call)
 
     def _charge(self, call: Call) -> None:
         amount = call.info.cost

@@ -101,17 +101,18 @@ def info_headers(info: ModelyardInfo | None, started: float) -> dict[str, str]:
 
 async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
     """Run ``work``; if the client disconnects first, cancel it (so the upstream call stops at once)."""
-    task = asyncio.ensure_future(work)
+    current = asyncio.current_task()
+    assert current is not None
 
     async def watch() -> None:
         while True:
             message = await request.receive()
             if message["type"] == "http.disconnect":
-                task.cancel()
+                current.cancel()
                 return
 
-    watcher = asyncio.ensure_future(watch())
+    watcher = asyncio.get_running_loop().create_task(watch())
     try:
-        return await task
+        return await work
     finally:
         watcher.cancel()

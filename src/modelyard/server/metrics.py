@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelyard.pipeline import Call, ChatStream, Handler, Outcome
+from modelyard.pipeline import Call, ChatStream, Handler, Outcome, StreamEnd
 from modelyard.types.chat import ChatChunk, ChatResponse
 from modelyard.types.embeddings import EmbeddingResponse
 from modelyard.types.usage import Usage
@@ -58,24 +58,24 @@ class MetricsMiddleware:
             self.m.in_flight.dec()
             self._finish(call, "ok", outcome.usage, None)
             return outcome
-        return outcome.wrap(lambda source: self._counted(call, source))
+        return self._count_stream(call, outcome)
 
-    async def _counted(self, call: Call, source: ChatStream) -> AsyncIterator[ChatChunk]:
-        usage, error, first = None, None, True
-        try:
-            async for chunk in source:
-                if first and chunk.choices:
-                    self.m.ttft.observe(time.monotonic() - call.started)
-                    first = False
-                usage = chunk.usage or usage
-                yield chunk
-        except BaseException as exc:
-            error = type(exc).__name__
-            raise
-        finally:
-            await source.aclose()
+    def _count_stream(self, call: Call, stream: ChatStream) -> ChatStream:
+        seen: dict[str, Any] = {"usage": None, "first": True}
+
+        def on_chunk(chunk: ChatChunk) -> None:
+            if seen["first"] and chunk.choices:
+                self.m.ttft.observe(time.monotonic() - call.started)
+                seen["first"] = False
+            if chunk.usage is not None:
+                seen["usage"] = chunk.usage
+
+        def on_end(end: StreamEnd) -> None:
             self.m.in_flight.dec()
-            self._finish(call, "error" if error else "ok", usage, error)
+            error = type(end.error).__name__ if end.error is not None else None
+            self._finish(call, "error" if error else "ok", seen["usage"], error)
+
+        return stream.observe(on_chunk, on_end)
 
     def _finish(self, call: Call, status: str, usage: Usage | None, error: str | None) -> None:
         info, model = call.info, call.info.served_model or call.request.model

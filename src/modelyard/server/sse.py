@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import orjson
@@ -27,7 +26,12 @@ def openai_chunk_bytes(include_usage: bool, model: str, info: ModelyardInfo | No
         return b"data: " + orjson.dumps(data) + b"\n\n"
 
     def encode(chunk: ChatChunk) -> bytes | None:
-        data = chunk.model_dump(exclude_none=True, exclude={"modelyard", "usage"})
+        wire = chunk.wire  # an OpenAI-compatible upstream's own object: forwarded as it came (cheaper than a dump)
+        if wire is not None:
+            data = dict(wire)
+            data.pop("usage", None)
+        else:
+            data = chunk.model_dump(exclude_none=True, exclude={"modelyard", "usage"})
         data["model"] = model
         data.setdefault("choices", [])
         usage = chunk.usage.model_dump(exclude_none=True) if chunk.usage is not None else None
@@ -55,14 +59,12 @@ async def paced(stream: ChatStream, first_token_timeout: float, idle_timeout: fl
     timeout, kind = first_token_timeout, "first chunk"
     while True:
         try:
-            async with asyncio.timeout(timeout):
-                chunk = await stream.__anext__()
+            batch = await stream.next_batch(timeout, kind)
         except StopAsyncIteration:
             return
-        except TimeoutError:
-            raise errors.TimeoutError(f"no {kind} from the model within {timeout:g}s") from None
         timeout, kind = idle_timeout, "next chunk"
-        yield chunk
+        for chunk in batch:
+            yield chunk
 
 
 async def sse_body(
@@ -74,12 +76,19 @@ async def sse_body(
     done: bytes | None = SSE_DONE,
     on_error: Callable[[BaseException], bytes] = error_event,
 ) -> AsyncIterator[bytes]:
-    """Yield SSE frames; a failure after the start becomes an error event and the stream ends without [DONE]."""
+    """Yield SSE frames (those of chunks that arrived together in one piece); a failure after the start becomes
+    an error event and the stream ends without [DONE]."""
+    timeout, kind = first_token_timeout, "first chunk"
     try:
-        async for chunk in paced(stream, first_token_timeout, idle_timeout):
-            frame = encode(chunk)
-            if frame is not None:
-                yield frame
+        while True:
+            try:
+                batch = await stream.next_batch(timeout, kind)
+            except StopAsyncIteration:
+                break
+            timeout, kind = idle_timeout, "next chunk"
+            frames = [frame for frame in map(encode, batch) if frame is not None]
+            if frames:
+                yield frames[0] if len(frames) == 1 else b"".join(frames)
         if done:
             yield done
     except errors.ModelyardError as exc:

@@ -216,6 +216,26 @@ class ChatChunk(_Open):
     choices: list[ChunkChoice] = Field(default_factory=list)
     usage: Usage | None = None
     modelyard: ModelyardInfo | None = None
+    # A plain slot, not a pydantic private attribute: those cost an extra Python call on every validation.
+    __slots__ = ("_wire_object",)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> ChatChunk:
+        """Validate a chunk as an OpenAI-compatible upstream sent it, keeping that form to forward unchanged."""
+        chunk = cls.model_validate(data)
+        object.__setattr__(chunk, "_wire_object", data)
+        return chunk
+
+    @property
+    def wire(self) -> dict[str, Any] | None:
+        """The upstream's own JSON object for this chunk, when it came from one and nobody changed it since
+        (copies never carry it)."""
+        wire: dict[str, Any] | None = getattr(self, "_wire_object", None)
+        return wire
+
+    def forget_wire(self) -> None:
+        """Drop the upstream form (call after changing the chunk)."""
+        object.__setattr__(self, "_wire_object", None)
 
     @property
     def text(self) -> str:
