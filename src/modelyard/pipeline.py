@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from random import getrandbits
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from random import getrandbits
 from typing import Any, Literal, Protocol
 
 from modelyard import errors

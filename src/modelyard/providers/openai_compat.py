@@ -96,7 +96,7 @@ class OpenAICompatProvider:
                 )
 
     def _chunks(self, events: list[SSEEvent], progress: _Progress, model: str) -> list[ChatChunk]:
-        batch: list[ChatChunk] = []
+        objects: list[dict[str, Any]] = []
         for event in events:
             if event.data == "[DONE]":
                 progress.done = True
@@ -105,10 +105,13 @@ class OpenAICompatProvider:
                 continue
             data = event.json()
             if isinstance(data, dict) and data.get("error"):
-                raise _error_in_body(data, self.name, model, after_output=progress.chunks > 0)
-            chunk = ChatChunk.from_wire(data)
+                raise _error_in_body(data, self.name, model, after_output=progress.chunks + len(objects) > 0)
+            objects.append(data)
+        if not objects:
+            return []
+        batch = ChatChunk.from_wire_batch(objects)
+        for chunk in batch:
             progress.add(chunk)
-            batch.append(chunk)
         return batch
 
     async def embed(self, call: EmbedCall) -> EmbeddingResponse:

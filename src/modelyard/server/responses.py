@@ -10,6 +10,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 
+class LastFrame(bytes):
+    """A body's final frame: written together with the end of the response (one write instead of two)."""
+
+
 class EventStreamResponse(Response):
     """Streams ``body``; when the client goes away the producer is cancelled immediately (not at the next write)."""
 
@@ -24,26 +28,34 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-
-        async def pump() -> None:
-            async for frame in self.body_iterator:
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        current = asyncio.current_task()
+        assert current is not None
+        disconnected = False
 
         async def watch() -> None:
+            nonlocal disconnected
             while (await receive())["type"] != "http.disconnect":
                 pass
+            disconnected = True
+            current.cancel()  # stops the producer wherever it waits (upstream read, socket write)
 
-        producer = asyncio.ensure_future(pump())
-        watcher = asyncio.ensure_future(watch())
+        watcher = asyncio.get_running_loop().create_task(watch())
         try:
-            await asyncio.wait({producer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            more = True
+            async for frame in self.body_iterator:  # run to its end even after the last frame: it may still raise
+                if more:
+                    more = not isinstance(frame, LastFrame)
+                    await send({"type": "http.response.body", "body": frame, "more_body": more})
+            if more:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not disconnected or current.uncancel() > 0:
+                raise  # cancelled by someone else (server shutdown): not ours to swallow
+        except OSError:
+            pass  # the client left while we wrote
         finally:
-            for task in (producer, watcher):
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, OSError):
-                        await task
-        if producer.done() and not producer.cancelled():
-            with contextlib.suppress(OSError):  # the client left while we wrote the last frame
-                producer.result()
+            watcher.cancel()
+            closer = getattr(self.body_iterator, "aclose", None)
+            if closer is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await closer()

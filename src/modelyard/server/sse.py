@@ -9,6 +9,7 @@ import orjson
 from modelyard import errors
 from modelyard.pipeline import ChatStream
 from modelyard.server.errors import error_event
+from modelyard.server.responses import LastFrame
 from modelyard.streaming import SSE_DONE
 from modelyard.types.chat import ChatChunk, ModelyardInfo
 
@@ -90,11 +91,11 @@ async def sse_body(
             if frames:
                 yield frames[0] if len(frames) == 1 else b"".join(frames)
         if done:
-            yield done
+            yield LastFrame(done)
     except errors.ModelyardError as exc:
-        yield on_error(exc)
+        yield LastFrame(on_error(exc))
     except Exception as exc:  # a bug: still tell the client the stream failed instead of ending quietly
-        yield on_error(exc)
+        yield LastFrame(on_error(exc))
         raise
     finally:
         await stream.aclose()

@@ -9,7 +9,7 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from modelyard.types.usage import Usage
 
@@ -226,6 +226,14 @@ class ChatChunk(_Open):
         object.__setattr__(chunk, "_wire_object", data)
         return chunk
 
+    @classmethod
+    def from_wire_batch(cls, objects: list[dict[str, Any]]) -> list[ChatChunk]:
+        """``from_wire`` for the chunks of one network read, validated in one call (cheaper per chunk)."""
+        chunks = _CHUNK_LIST.validate_python(objects)
+        for chunk, data in zip(chunks, objects, strict=True):
+            object.__setattr__(chunk, "_wire_object", data)
+        return chunks
+
     @property
     def wire(self) -> dict[str, Any] | None:
         """The upstream's own JSON object for this chunk, when it came from one and nobody changed it since
@@ -243,3 +251,6 @@ class ChatChunk(_Open):
         if not self.choices:
             return ""
         return self.choices[0].delta.content or ""
+
+
+_CHUNK_LIST: TypeAdapter[list[ChatChunk]] = TypeAdapter(list[ChatChunk])
