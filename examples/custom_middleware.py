@@ -18,10 +18,17 @@ class Timing:
         call.options.tags.append("timed")
         started = time.perf_counter()
         outcome = await next(call)
-        if isinstance(outcome, ChatResponse):  # a stream would be wrapped with outcome.wrap(...)
-            elapsed = (time.perf_counter() - started) * 1000
-            print(f"[timing] {call.request.model} -> {call.info.served_model}: {elapsed:.1f} ms, cost {call.info.cost}")
-        return outcome
+        if isinstance(outcome, ChatResponse):
+            self.report(call, started)
+            return outcome
+        # A stream: look at it with hooks (per chunk, and once when it ends, however it ends); use
+        # outcome.wrap(transform) instead only to change or add chunks.
+        return outcome.observe(on_end=lambda end: self.report(call, started))
+
+    @staticmethod
+    def report(call: Call, started: float) -> None:
+        elapsed = (time.perf_counter() - started) * 1000
+        print(f"[timing] {call.request.model} -> {call.info.served_model}: {elapsed:.1f} ms, cost {call.info.cost}")
 
 
 async def main() -> None:

@@ -184,7 +184,9 @@ class ChunkAccumulator:
         if chunk.modelyard is not None:
             self.modelyard = chunk.modelyard
         for choice in chunk.choices:
-            parts = self._choices.setdefault(choice.index, _ChoiceParts())
+            parts = self._choices.get(choice.index)
+            if parts is None:  # not setdefault: that would build a throwaway _ChoiceParts for every chunk
+                parts = self._choices[choice.index] = _ChoiceParts()
             delta = choice.delta
             if delta.role:
                 parts.role = delta.role
@@ -194,11 +196,13 @@ class ChunkAccumulator:
                 parts.reasoning.append(delta.reasoning_content)
             if delta.refusal:
                 parts.refusal.append(delta.refusal)
-            signature = (delta.model_extra or {}).get("reasoning_signature")
-            if isinstance(signature, str):
+            extra = delta.model_extra
+            if extra and isinstance(signature := extra.get("reasoning_signature"), str):
                 parts.reasoning_signature = signature
             for tc in delta.tool_calls or []:
-                call = parts.tool_calls.setdefault(tc.index, _ToolCallParts())
+                call = parts.tool_calls.get(tc.index)
+                if call is None:
+                    call = parts.tool_calls[tc.index] = _ToolCallParts()
                 call.id = tc.id or call.id
                 call.extra.update(tc.model_extra or {})
                 if tc.function is not None:

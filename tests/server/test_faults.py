@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import httpx2
 import openai
+import orjson
 import pytest
 
 from modelyard.config import ProviderSettings
@@ -17,7 +18,7 @@ from modelyard.storage.base import RequestLog
 from tests.providers.cases_openai import CASES, STREAM
 from tests.server.conftest import server_settings
 from tests.support.live_server import LiveServer
-from tests.support.scripted_server import Reply, ScriptedServer
+from tests.support.scripted_server import Reply, ScriptedServer, sse_json
 
 HELLO = [{"role": "user", "content": "hello"}]
 MODEL = "up/gpt-4o-mini"
@@ -126,6 +127,8 @@ def test_stream_idle_timeout(live_up: LiveServer, upstream_thread: ScriptedServe
         for _ in sdk(live_up).chat.completions.create(model=MODEL, messages=HELLO, stream=True):
             pass
     assert time.monotonic() - started < 2.5  # idle timeout 1 s after the first chunk
+    logged = row(live_up)
+    assert (logged.status, logged.error_type) == ("error", "TimeoutError")  # not mistaken for a disconnect
 
 
 def test_429_storm_is_retried_then_reported_once(live_up: LiveServer, upstream_thread: ScriptedServer) -> None:
@@ -174,3 +177,22 @@ def test_stream_disconnect_cancels_upstream_and_logs_delivered_tokens(
     logged = row(live_up)
     assert logged.status == "client_disconnected"
     assert logged.response_text == "Hello" and logged.completion_tokens == 1
+
+
+def test_upstream_chunks_are_forwarded_as_sent_with_only_the_model_rewritten(
+    live_up: LiveServer, upstream_thread: ScriptedServer
+) -> None:
+    base = {"id": "chatcmpl-w", "object": "chat.completion.chunk", "created": 7, "model": "gpt-4o-mini-2024"}
+    extra = {"service_tier": "default", "system_fingerprint": None, "obfuscation": "x1"}
+    first = {**base, **extra, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi"}}]}
+    last = {**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]}
+    usage = {**base, "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+    upstream_thread.script(Reply(sse=[sse_json(first), sse_json(last), sse_json(usage), b"data: [DONE]\n\n"]))
+    body = {"model": MODEL, "messages": HELLO, "stream": True}
+    with httpx2.stream("POST", f"{live_up.url}/v1/chat/completions", json=body, timeout=10) as response:
+        raw = b"".join(response.iter_bytes())
+    frames = [f for f in raw.split(b"\n\n") if f]
+    assert frames[-1] == b"data: [DONE]" and len(frames) == 3  # usage not asked for: not sent
+    sent = [orjson.loads(f.removeprefix(b"data: ")) for f in frames[:-1]]
+    assert sent[0] == {**first, "model": MODEL}  # extra fields and explicit nulls kept, as the upstream sent them
+    assert sent[1] == {**last, "model": MODEL}

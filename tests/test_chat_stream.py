@@ -1,0 +1,130 @@
+"""``ChatStream``: hooks run once per chunk and exactly once at the end, however the stream ends; batches of
+chunks that arrived together stay together; a changed chunk is never forwarded in its upstream form."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from modelyard import errors
+from modelyard.pipeline import ChatStream, StreamEnd
+from modelyard.types.chat import ChatChunk, ModelyardInfo
+
+
+def chunk(text: str) -> ChatChunk:
+    return ChatChunk.from_wire({"id": "c", "model": "up", "choices": [{"index": 0, "delta": {"content": text}}]})
+
+
+async def batches(*groups: list[str], fail: Exception | None = None) -> AsyncIterator[list[ChatChunk]]:
+    for group in groups:
+        yield [chunk(t) for t in group]
+    if fail is not None:
+        raise fail
+
+
+def watched(stream: ChatStream) -> tuple[list[str], list[StreamEnd]]:
+    seen: list[str] = []
+    ends: list[StreamEnd] = []
+    stream.observe(lambda c: seen.append(c.text), ends.append)
+    return seen, ends
+
+
+async def test_batches_stay_together_and_hooks_see_every_chunk_once() -> None:
+    stream = ChatStream.batched(batches(["a", "b"], ["c"]), ModelyardInfo())
+    seen, ends = watched(stream)
+    assert [c.text for c in await stream.next_batch()] == ["a", "b"]
+    assert [c.text async for c in stream] == ["c"]
+    assert seen == ["a", "b", "c"]
+    assert ends == [StreamEnd(completed=True)] and stream.closed
+
+
+async def test_iterating_chunk_by_chunk_after_a_batch_was_split() -> None:
+    stream = ChatStream.batched(batches(["a", "b", "c"]), ModelyardInfo())
+    assert (await stream.__anext__()).text == "a"
+    assert [c.text for c in await stream.next_batch()] == ["b", "c"]  # the rest of the same read
+    with pytest.raises(StopAsyncIteration):
+        await stream.next_batch()
+
+
+async def test_failure_reaches_the_end_hooks_and_the_caller() -> None:
+    boom = errors.StreamInterruptedError("cut")
+    stream = ChatStream.batched(batches(["a"], fail=boom), ModelyardInfo())
+    seen, ends = watched(stream)
+    with pytest.raises(errors.StreamInterruptedError):
+        async for _ in stream:
+            pass
+    assert seen == ["a"]
+    assert len(ends) == 1 and ends[0].error is boom and not ends[0].completed
+
+
+async def test_closed_early_is_neither_completed_nor_failed_and_ends_once() -> None:
+    released: list[str] = []
+
+    async def source() -> AsyncIterator[list[ChatChunk]]:
+        try:
+            yield [chunk("a")]
+            yield [chunk("b")]
+        finally:
+            released.append("upstream")
+
+    stream = ChatStream.batched(source(), ModelyardInfo())
+    _, ends = watched(stream)
+    await stream.next_batch()
+    await stream.aclose()
+    await stream.aclose()
+    assert ends == [StreamEnd()] and released == ["upstream"]
+
+
+async def test_timeout_while_waiting_ends_the_stream_with_a_timeout_error() -> None:
+    async def silent() -> AsyncIterator[list[ChatChunk]]:
+        yield [chunk("a")]
+        await asyncio.sleep(10)
+        yield [chunk("never")]
+
+    stream = ChatStream.batched(silent(), ModelyardInfo())
+    _, ends = watched(stream)
+    await stream.next_batch(timeout=1)
+    with pytest.raises(errors.TimeoutError, match=r"no next chunk from the model within 0\.05s"):
+        await stream.next_batch(timeout=0.05, waiting_for="next chunk")
+    assert isinstance(ends[0].error, errors.TimeoutError)
+
+
+async def test_every_end_hook_runs_even_when_one_fails() -> None:
+    stream = ChatStream.batched(batches(["a"]), ModelyardInfo())
+    ran: list[str] = []
+
+    def broken(end: StreamEnd) -> None:
+        raise RuntimeError("hook bug")
+
+    async def later(end: StreamEnd) -> None:
+        ran.append("later")
+
+    stream.observe(on_end=broken).observe(on_end=later)
+    with pytest.raises(RuntimeError, match="hook bug"):
+        async for _ in stream:
+            pass
+    assert ran == ["later"]
+
+
+async def test_wrapped_chunks_lose_their_upstream_form() -> None:
+    stream = ChatStream.batched(batches(["a"]), ModelyardInfo())
+    assert (await stream.next_batch())[0].wire is not None
+
+    async def shout(source: ChatStream) -> AsyncIterator[ChatChunk]:
+        async for c in source:
+            c.choices[0].delta.content = (c.choices[0].delta.content or "").upper()
+            yield c
+
+    wrapped = ChatStream.batched(batches(["b"]), ModelyardInfo()).wrap(shout)
+    changed = [c async for c in wrapped]
+    assert changed[0].text == "B" and changed[0].wire is None
+
+
+def test_copies_never_carry_the_upstream_form() -> None:
+    original = chunk("a")
+    assert original.wire == {"id": "c", "model": "up", "choices": [{"index": 0, "delta": {"content": "a"}}]}
+    assert original.model_copy().wire is None
+    assert original.model_copy(update={"model": "x"}).wire is None
+    assert ChatChunk(model="m").wire is None
