@@ -95,7 +95,9 @@ def test_csrf_token_is_bound_to_the_cookie() -> None:
 
 
 def test_web_paths_never_cover_the_api() -> None:
-    for path in ("/", "/chat/conv_1", "/logs/abc", "/ui/runs/x/events", "/static/app.css", "/keys", "/login"):
+    pages = ("/", "/chat/conv_1", "/logs/abc", "/ui/runs/x/events", "/static/app.css", "/keys", "/login", "/runs")
+    pages += ("/runs/r1",)
+    for path in pages:
         assert is_web_path(path)
     for path in ("/v1/chat/completions", "/v1/models", "/admin/logs", "/metrics", "/health", "/openapi.json"):
         assert not is_web_path(path)

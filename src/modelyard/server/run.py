@@ -17,6 +17,7 @@ from modelyard.errors import ConfigError
 from modelyard.redaction import RedactingFilter, Redactor
 from modelyard.server.app import create_app
 from modelyard.server.protocol import HeaderTimeoutProtocol
+from modelyard.storage.migrate import upgrade_in_child
 
 
 def is_loopback(host: str) -> bool:
@@ -63,6 +64,8 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level:
     os.environ["MODELYARD_SERVER__HEADER_TIMEOUT"] = str(settings.server.header_timeout)
     configure_logging(settings, log_level)
     HeaderTimeoutProtocol.header_timeout = settings.server.header_timeout
+    # alembic would stay loaded for the server's life (~10 MB): the app's own migration then finds it done.
+    upgrade_in_child(settings.database_url)
     # uvicorn drains, then re-raises the SIGTERM it caught; a drained shutdown is a clean exit (status 0).
     signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(

@@ -30,8 +30,10 @@ CSRF_FIELD = "csrf_token"
 SESSION_SECONDS = 12 * 3600
 
 #: Exact paths and path prefixes served by the workbench (never an API route).
-PAGE_PATHS = frozenset({"/", "/login", "/logout", "/playground", "/chat", "/compare", "/logs", "/usage", "/keys"})
-PAGE_PREFIXES = ("/ui/", "/static/", "/chat/", "/logs/")
+PAGE_PATHS = frozenset(
+    {"/", "/login", "/logout", "/playground", "/chat", "/compare", "/logs", "/usage", "/keys", "/runs"}
+)
+PAGE_PREFIXES = ("/ui/", "/static/", "/chat/", "/logs/", "/runs/")
 PUBLIC_PATHS = frozenset({"/login"})
 PUBLIC_PREFIXES = ("/static/",)
 
