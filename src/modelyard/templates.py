@@ -17,15 +17,13 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from functools import cache, partial
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import yaml
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelyard.config import Settings, config_dir
@@ -42,7 +40,18 @@ INPUT_VARIABLE = "input"
 #: A template's name: also its file name, so no path separators and no leading dot.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+if TYPE_CHECKING:
+    from jinja2 import nodes
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+@cache
+def _env() -> ImmutableSandboxedEnvironment:
+    """jinja2's sandbox, imported on first use (the server never needs it unless templates are used)."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
 class TemplateRecord(Protocol):
@@ -175,10 +184,12 @@ class PromptTemplate(BaseModel):
         return {"system": self.system, "prompt": prompt} if self.system else {"prompt": prompt}
 
     def _parsed(self) -> dict[str, nodes.Template]:
+        from jinja2 import TemplateSyntaxError
+
         trees: dict[str, nodes.Template] = {}
         for part, source in self._sources().items():
             try:
-                trees[part] = _ENV.parse(source)
+                trees[part] = _env().parse(source)
             except TemplateSyntaxError as exc:
                 raise BadRequestError(
                     f"template {self.name!r} has a syntax error in its {part} (line {exc.lineno}): {exc.message}",
@@ -189,7 +200,7 @@ class PromptTemplate(BaseModel):
 
     def _render_part(self, part: str, tree: nodes.Template, context: dict[str, Any]) -> str:
         try:
-            return _ENV.from_string(tree).render(context).strip()
+            return _env().from_string(tree).render(context).strip()
         except Exception as exc:  # anything a template's own code raises is the template's fault
             raise BadRequestError(
                 f"template {self.name!r} failed to render its {part}: {type(exc).__name__}: {exc}",
@@ -199,9 +210,11 @@ class PromptTemplate(BaseModel):
 
 
 def _variables_of(trees: Mapping[str, nodes.Template]) -> list[str]:
+    from jinja2 import meta, nodes
+
     ordered: dict[str, None] = {}
     for tree in trees.values():
-        undeclared = meta.find_undeclared_variables(tree) - set(_ENV.globals)
+        undeclared = meta.find_undeclared_variables(tree) - set(_env().globals)
         for node in tree.find_all(nodes.Name):
             if node.ctx == "load" and node.name in undeclared:
                 ordered.setdefault(node.name, None)

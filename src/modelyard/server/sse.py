@@ -29,7 +29,8 @@ def openai_chunk_bytes(include_usage: bool, model: str, info: ModelyardInfo | No
     def encode(chunk: ChatChunk) -> bytes | None:
         wire = chunk.wire  # an OpenAI-compatible upstream's own object: forwarded as it came (cheaper than a dump)
         if wire is not None:
-            data = dict(wire)
+            data = wire
+            chunk.forget_wire()  # sent once; the log row keeps the chunk, not this copy of it
             data.pop("usage", None)
         else:
             data = chunk.model_dump(exclude_none=True, exclude={"modelyard", "usage"})
