@@ -10,10 +10,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 MASK = "[REDACTED]"
 MIN_SECRET_LENGTH = 8  # every pattern below needs at least this many characters
+#: Short strings found clean are remembered (roles, object types, model names recur in every row), up to this many.
+CLEAN_MEMO_SIZE = 4096
+CLEAN_MEMO_MAX_LENGTH = 64
 
 SECRET_PATTERNS: dict[str, str] = {
     "private_key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
@@ -35,47 +39,115 @@ OPTIONAL_PATTERNS: dict[str, str] = {
     "phone": r"(?<![\w/])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{2,4}\)|\d{2,4})[\s.\-]\d{3,4}[\s.\-]\d{3,4}(?![\w/])",
 }
 
+#: For each pattern, lower-case text that every match of it contains (one of them, after ``_fold``): a pattern
+#: only runs on text that has one. Empty: it always runs. A new pattern needs its entry here.
+SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
+    "private_key": ("-----begin",),
+    "anthropic_key": ("sk-ant-",),
+    "openai_key": ("sk-",),
+    "modelyard_key": ("sk-my-",),
+    "google_key": ("aiza",),
+    "aws_access_key": ("akia", "asia"),
+    "aws_secret": ("aws_secret_access_key",),
+    "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    "slack_token": ("xox",),
+    "bearer": ("bearer",),
+    "key_param": ("apikey", "api_key", "api-key", "accesstoken", "access_token", "access-token", "secret", "password"),
+    "url_key": ("key=", "token="),
+}
+OPTIONAL_NEEDLES: dict[str, tuple[str, ...]] = {"email": ("@",), "phone": ()}
+
+#: The non-ASCII characters that ``re`` matches to an ASCII letter when ignoring case (a test checks the list).
+_ASCII_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
 SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie", "x-goog-api-key"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    pattern: re.Pattern[str]
+    needles: tuple[str, ...]
+
+    def may_match(self, folded: str) -> bool:
+        """Whether the pattern can match the text ``folded`` came from (``False`` only when it cannot)."""
+        return not self.needles or _contains_any(folded, self.needles)
 
 
 class Redactor:
     """Masks secrets in text and in JSON-like data (dict keys are kept, values are masked)."""
 
     def __init__(self, extra_patterns: Iterable[str] = (), pii: Iterable[str] = ()) -> None:
-        sources = list(SECRET_PATTERNS.values())
-        sources += [OPTIONAL_PATTERNS[name] for name in pii]
-        sources += list(extra_patterns)
-        self._patterns = [re.compile(p) for p in sources]
+        rules = [_Rule(re.compile(p), SECRET_NEEDLES[name]) for name, p in SECRET_PATTERNS.items()]
+        rules += [_Rule(re.compile(OPTIONAL_PATTERNS[name]), OPTIONAL_NEEDLES[name]) for name in pii]
+        rules += [_Rule(re.compile(p), ()) for p in extra_patterns]
+        self._rules = tuple(rules)
+        # Every needle once, when every rule has needles: text with none of them is returned as it is.
+        gated = all(rule.needles for rule in rules)
+        self._needles = tuple(dict.fromkeys(n for rule in rules for n in rule.needles)) if gated else None
+        self._clean: set[str] = set()  # only strings with nothing to mask: no secret is ever kept here
 
     def text(self, value: str) -> str:
         if len(value) < MIN_SECRET_LENGTH:  # roles, finish reasons, short words: nothing to mask
             return value
-        for pattern in self._patterns:
-            value = pattern.sub(_replacement, value)
+        memo = len(value) <= CLEAN_MEMO_MAX_LENGTH
+        if memo and value in self._clean:
+            return value
+        redacted = self._redact(value)
+        if memo and redacted == value:
+            if len(self._clean) >= CLEAN_MEMO_SIZE:
+                self._clean.clear()
+            self._clean.add(value)
+        return redacted
+
+    def _redact(self, value: str) -> str:
+        # The patterns run in order, each on the previous one's output; a mask never adds a needle, so the
+        # needles found in the original text are enough to know which patterns can match.
+        folded = _fold(value)
+        if self._needles is not None and not _contains_any(folded, self._needles):
+            return value
+        for rule in self._rules:
+            if rule.may_match(folded):
+                value = rule.pattern.sub(_replacement, value)
         return value
 
     def data(self, value: Any) -> Any:
         """A redacted copy of ``value`` (str, list, dict, or anything else unchanged)."""
         if isinstance(value, str):
             return self.text(value)
-        if isinstance(value, list | tuple):
-            return [self.data(v) for v in value]
         if isinstance(value, dict):
             return {k: self._field(k, v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.data(v) for v in value]
         return value
 
     def headers(self, headers: dict[str, str]) -> dict[str, str]:
         return {k: MASK if k.lower() in SECRET_HEADERS else self.text(v) for k, v in headers.items()}
 
     def _field(self, key: Any, value: Any) -> Any:
-        if isinstance(key, str) and _is_secret_name(key) and isinstance(value, str) and value:
+        if not isinstance(value, str):
+            return self.data(value)
+        if value and isinstance(key, str) and _is_secret_name(key):
             return MASK
-        return self.data(value)
+        return self.text(value)
+
+
+def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
+    for needle in needles:  # noqa: SIM110 - a plain loop: any() over a generator costs ~2x here, per string
+        if needle in text:
+            return True
+    return False
+
+
+def _fold(value: str) -> str:
+    """Lower-case text in which every case-insensitive match of an ASCII needle is a plain substring."""
+    return value.lower() if value.isascii() else value.translate(_ASCII_FOLD).lower()
+
+
+_SECRET_NAMES = frozenset({"api_key", "apikey", "authorization", "x_api_key", "password", "secret", "access_token"})
 
 
 def _is_secret_name(key: str) -> bool:
-    lowered = key.lower().replace("-", "_")
-    return lowered in {"api_key", "apikey", "authorization", "x_api_key", "password", "secret", "access_token"}
+    return key.lower().replace("-", "_") in _SECRET_NAMES
 
 
 def _replacement(match: re.Match[str]) -> str:

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import orjson
 import pytest
+from pydantic import BaseModel
+from sqlalchemy import Dialect
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.dialects.sqlite.aiosqlite import dialect as sqlite_dialect
 
 from modelyard.errors import BadRequestError
 from modelyard.storage import LogQuery, RequestLog, SQLStore
 from modelyard.storage.base import MAX_SEARCH_TEXT
+from modelyard.storage.engine import json_dumps, scrub_nul
+from modelyard.storage.schema import request_logs
+from modelyard.storage.sql_logs import CHUNK_SIZES, LOG_COLUMNS, LogInsert, _chunks
 from modelyard.types.chat import AttemptInfo
 from tests.storage.conftest import T0, make_log
 
@@ -280,3 +288,49 @@ async def test_huge_texts_are_cut_for_search(store: SQLStore) -> None:
     found = await store.logs.get("req_000001")
     assert found is not None and found.messages == log.messages
     assert len(await store.logs.search("w17")) == 1 and await store.logs.search("needle") == []
+
+
+async def test_batches_across_chunk_boundaries_keep_the_first_of_each_request_id(store: SQLStore) -> None:
+    """A batch is inserted in chunks: duplicates in other chunks, or already stored, are skipped with their tags."""
+    await store.logs.write_batch([make_log(5, tags=["stored"])])
+    ids = [*range(150), 3, 70, 149, 5]  # repeats that land in later chunks than their first row
+    logs = [make_log(i, tags=[f"first{i}"]) for i in range(150)] + [make_log(i, tags=["again"]) for i in ids[150:]]
+    assert await store.logs.write_batch(logs) == 149
+    assert await store.logs.count() == 150
+    assert await store.logs.count(LogQuery(tag="again")) == 0 and await store.logs.count(LogQuery(tag="first5")) == 0
+    assert await store.logs.count(LogQuery(tag="first149")) == 1 and await store.logs.count(LogQuery(tag="stored")) == 1
+    assert await store.logs.write_batch(logs) == 0
+    assert await store.logs.search("number 149") == [await store.logs.get("req_000149")]
+
+
+def test_chunks_cover_any_batch_with_the_fixed_sizes() -> None:
+    for n in range(300):
+        sizes = [len(chunk) for chunk in _chunks(list(range(n)), CHUNK_SIZES)]
+        assert sum(sizes) == n and set(sizes) <= set(CHUNK_SIZES)
+        assert [i for chunk in _chunks(list(range(n)), CHUNK_SIZES) for i in chunk] == list(range(n))
+
+
+class _Point(BaseModel):
+    x: int
+    when: datetime
+
+
+@pytest.mark.parametrize("dialect", [sqlite_dialect(), asyncpg_dialect()], ids=["sqlite", "postgresql"])
+def test_insert_values_are_what_sqlalchemy_would_bind(dialect: Dialect) -> None:
+    """The fast row path binds exactly what SQLAlchemy's own processing of ``model_dump`` would (odd values too)."""
+    dialect._json_serializer = json_dumps  # what create_engine sets up
+    odd = {"when": T0, "model": _Point(x=1, when=T0), "tuple": (1, 2), "set": {3}, "price": Decimal("1.5")}
+    odd["nested"] = {2: "k"}
+    logs = [
+        make_log(1),
+        make_log(2, created_at=datetime(2025, 3, 1, 13, 30, 0, 5, tzinfo=timezone(timedelta(hours=2))), metadata=odd),
+        make_log(3, attempts=[AttemptInfo(model="m", provider="p", status=500, error="nul\x00here")], tags=["t"]),
+    ]
+    insert = LogInsert(dialect)
+    for log in logs:
+        row = scrub_nul(log.model_dump())
+        expected = []
+        for name in LOG_COLUMNS:
+            processor = request_logs.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            expected.append(processor(row[name]) if processor else row[name])
+        assert insert.values(log) == expected

@@ -13,7 +13,8 @@ from sqlalchemy.exc import DataError, OperationalError
 
 from modelyard.storage import LogWriter, RequestLog, SQLStore
 from modelyard.storage.schema import request_logs
-from modelyard.storage.writer import is_bad_data
+from modelyard.storage.writer import BUILD_SLICE, is_bad_data
+from modelyard.types.chat import AttemptInfo
 from tests.storage.conftest import make_log
 
 
@@ -156,11 +157,13 @@ async def test_close_gives_up_on_a_hung_database_without_losing_rows(spill_dir: 
     for i in range(20):
         writer.submit(make_log(i))
     await asyncio.sleep(0.3)
+    for i in range(20, 30):  # queued behind the hung batch, still to be built by the writer's task
+        writer.submit(lambda i=i: make_log(i))
     await asyncio.wait_for(writer.close(timeout=0.5), 2)
     spilled = [
         orjson.loads(line)["request_id"] for p in spill_dir.glob("*.jsonl") for line in p.read_text().splitlines()
     ]
-    assert sorted(spilled) == [f"req_{i:06d}" for i in range(20)]
+    assert sorted(spilled) == [f"req_{i:06d}" for i in range(30)]
     sink.gate.set()
 
 
@@ -181,8 +184,11 @@ async def test_nul_characters_do_not_poison_a_batch(store: SQLStore, spill_dir: 
     async with LogWriter(store.logs, spill_dir=spill_dir) as writer:
         writer.submit(make_log(1, messages=[{"role": "user", "content": "nul\x00walrus"}], error_message="a\x00b"))
         writer.submit(make_log(2, metadata={"k\x00": ["v\x00"]}, prompt_tokens=2**40))
-    assert (writer.stats.written, writer.stats.spilled, writer.stats.rejected) == (2, 0, 0)
+        writer.submit(make_log(3, attempts=[AttemptInfo(model="m", provider="p", error="e\x00")], tags=["t\x00"]))
+    assert (writer.stats.written, writer.stats.spilled, writer.stats.rejected) == (3, 0, 0)
     first, second = await store.logs.get("req_000001"), await store.logs.get("req_000002")
+    third = await store.logs.get("req_000003")
+    assert third is not None and third.attempts[0].error == "e\ufffd" and third.tags == ["t\ufffd"]
     assert first is not None and first.messages == [{"role": "user", "content": "nul\ufffdwalrus"}]
     assert first.error_message == "a\ufffdb" and [log.request_id for log in await store.logs.search("walrus")] == [
         "req_000001"
@@ -215,3 +221,53 @@ async def test_a_writer_closed_before_it_started_still_keeps_rows(spill_dir: Pat
     async with LogWriter(sink, spill_dir=spill_dir):
         await asyncio.sleep(0.05)
     assert list(sink.rows) == ["req_000001"] and _files(spill_dir) == []
+
+
+async def test_rows_are_built_in_slices_that_let_other_tasks_run(spill_dir: Path) -> None:
+    sink = MemorySink()
+    ticks = 0
+    seen: list[int] = []
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    def build(i: int) -> RequestLog:
+        seen.append(ticks)
+        return make_log(i)
+
+    running = asyncio.create_task(ticker())
+    async with LogWriter(sink, spill_dir=spill_dir) as writer:
+        for i in range(300):
+            writer.submit(lambda i=i: build(i))
+    running.cancel()
+    assert len(sink.rows) == 300
+    assert len(set(seen)) >= 300 // BUILD_SLICE  # the ticker ran between slices of one batch
+
+
+async def test_a_cancelled_writer_spills_the_rows_it_was_building(spill_dir: Path) -> None:
+    sink = MemorySink()
+    writer = LogWriter(sink, spill_dir=spill_dir)
+    built = 0
+
+    def build(i: int) -> RequestLog:
+        nonlocal built
+        built += 1
+        if built == BUILD_SLICE + 1:
+            assert writer._task is not None
+            writer._task.cancel()  # lands at the next yield, with a slice of built rows in hand
+        return make_log(i)
+
+    for i in range(3 * BUILD_SLICE):
+        writer.submit(lambda i=i: build(i))
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.shield(writer._task)  # type: ignore[arg-type]
+    writer._closed = True
+    await writer._stop_task()  # what close() does with a task that ended: spill what is still queued
+    writer._spill.close()
+    spilled = [
+        orjson.loads(line)["request_id"] for p in spill_dir.glob("*.jsonl") for line in p.read_text().splitlines()
+    ]
+    assert sorted(spilled) == [f"req_{i:06d}" for i in range(3 * BUILD_SLICE)] and sink.rows == {}

@@ -47,7 +47,10 @@ def _content_text(content: Any) -> str:
 def _message_text(message: Any) -> str:
     if not isinstance(message, dict):
         return ""
-    parts = [_content_text(message.get("content"))]
+    content = message.get("content")
+    if isinstance(content, str) and "reasoning_content" not in message and not message.get("tool_calls"):
+        return content  # the common case, without the list and join below
+    parts = [_content_text(content)]
     if isinstance(message.get("reasoning_content"), str):
         parts.append(message["reasoning_content"])
     for call in message.get("tool_calls") or []:

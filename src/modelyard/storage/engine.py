@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -62,8 +63,13 @@ def is_memory_sqlite(url: URL) -> bool:
 
 
 def json_dumps(value: Any) -> str:
-    """JSON for JSON columns: orjson, non-string keys allowed, unknown objects as ``str``."""
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    """JSON for JSON columns: orjson, non-string keys allowed, pydantic models as their ``model_dump``,
+    other unknown objects as ``str``."""
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _json_default(value: Any) -> Any:
+    return value.model_dump() if isinstance(value, BaseModel) else str(value)
 
 
 def scrub_nul(value: Any) -> Any:

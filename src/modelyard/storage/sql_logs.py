@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, RowMapping, Select, case, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    Dialect,
+    RowMapping,
+    Select,
+    String,
+    case,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from modelyard.storage.base import ExportFormat, GroupBy, LogPage, LogQuery, RequestLog, SummaryRow
 from modelyard.storage.engine import scrub_nul
-from modelyard.storage.schema import request_log_tags, request_logs
+from modelyard.storage.schema import UTCDateTime, request_log_tags, request_logs
 from modelyard.storage.sql_filters import (
     OnConflictInsert,
     after_cursor,
@@ -29,12 +43,104 @@ DELETE_BATCH = 5_000
 EXPORT_PAGE = 500
 ERROR_STATUSES = ("error", "rejected")
 CSV_COLUMNS = tuple(RequestLog.model_fields)
+#: Rows per INSERT: a batch is cut into chunks of these sizes, so only these few statements are ever prepared
+#: (SQLite's and asyncpg's statement caches stay small) and none is compiled per batch.
+CHUNK_SIZES = (64, 16, 4, 1)
+#: The columns ``write_batch`` fills (``id`` is the database's).
+LOG_COLUMNS = tuple(column.name for column in request_logs.c if column.name != "id")
+_column_values = itemgetter(*LOG_COLUMNS)
 
 
-def log_to_row(log: RequestLog) -> dict[str, Any]:
-    """A ``RequestLog`` as a ``request_logs`` row (JSON columns stay Python data, NULs replaced)."""
-    row: dict[str, Any] = scrub_nul(log.model_dump())
-    return row
+class LogInsert:
+    """``INSERT … ON CONFLICT (request_id) DO NOTHING RETURNING request_id`` for batches of request logs.
+
+    Values go through the same bind processors SQLAlchemy would use (JSON serializer, UTC datetimes), but
+    the SQL text is fixed per chunk size and the rows are bound positionally, skipping SQLAlchemy's per-batch
+    compile and parameter handling. NUL characters (PostgreSQL refuses them) are looked for in the processed
+    values and replaced only in the rare row that has one.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        columns = [request_logs.c[name] for name in LOG_COLUMNS]
+        self._processors = tuple(
+            (i, processor)
+            for i, column in enumerate(columns)
+            if (processor := _bind_processor(column, dialect)) is not None
+        )
+        self._json = tuple(i for i, column in enumerate(columns) if isinstance(column.type, JSON))
+        self._text = tuple(i for i, column in enumerate(columns) if isinstance(column.type, String))
+        self._sql = {size: self._statement(size) for size in CHUNK_SIZES}
+
+    async def __call__(self, connection: AsyncConnection, logs: Sequence[RequestLog]) -> set[str]:
+        """Insert ``logs`` on ``connection`` (in its transaction); the request ids really inserted."""
+        inserted: set[str] = set()
+        for chunk in _chunks(logs, CHUNK_SIZES):
+            params = [value for log in chunk for value in self.values(log)]
+            result = await connection.exec_driver_sql(self._sql[len(chunk)], tuple(params))
+            inserted.update(result.scalars().all())
+        return inserted
+
+    def values(self, log: RequestLog) -> list[Any]:
+        """The row's values in ``LOG_COLUMNS`` order, as the driver gets them."""
+        # The fields as they are: the JSON serializer dumps pydantic models (attempts) itself, which saves a
+        # model_dump copy of every row. A row with a NUL is dumped and scrubbed the slow way.
+        values = self._processed(vars(log))
+        if self._has_nul(values):
+            values = self._processed(scrub_nul(log.model_dump()))
+        return values
+
+    def _processed(self, row: dict[str, Any]) -> list[Any]:
+        values = list(_column_values(row))
+        for i, processor in self._processors:
+            values[i] = processor(values[i])
+        return values
+
+    def _has_nul(self, values: list[Any]) -> bool:
+        texts = [values[i] for i in self._text if values[i] is not None]
+        dumped = [values[i] for i in self._json if values[i] is not None]
+        return "\x00" in "".join(texts) or "\\u0000" in "".join(dumped)  # JSON writes NUL as \u0000
+
+    def _statement(self, rows: int) -> str:
+        quote = self._dialect.identifier_preparer.quote
+        width = len(LOG_COLUMNS)
+        if self._dialect.paramstyle == "qmark":
+            marks = ["?"] * (rows * width)
+        else:  # asyncpg: numeric_dollar
+            marks = [f"${n}" for n in range(1, rows * width + 1)]
+        groups = ", ".join("(" + ", ".join(marks[r * width : (r + 1) * width]) + ")" for r in range(rows))
+        columns = ", ".join(quote(name) for name in LOG_COLUMNS)
+        key = quote("request_id")
+        # Only the schema's own names and placeholders go into the text; every value is bound.
+        return (
+            f"INSERT INTO {quote(request_logs.name)} ({columns}) VALUES {groups} "  # noqa: S608
+            f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
+        )
+
+
+def _bind_processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    if dialect.name == "sqlite" and isinstance(column.type, UTCDateTime):
+        return _sqlite_utc_text
+    processor: Callable[[Any], Any] | None = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return processor
+
+
+def _sqlite_utc_text(value: datetime | None) -> str | None:
+    """What ``UTCDateTime`` stores on SQLite (naive UTC, SQLAlchemy's ``YYYY-MM-DD HH:MM:SS.ffffff``), in C."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(" ", "microseconds")
+
+
+def _chunks(items: Sequence[RequestLog], sizes: Sequence[int]) -> Iterator[Sequence[RequestLog]]:
+    """``items`` cut into consecutive pieces whose sizes all come from ``sizes`` (largest first; 1 must be one)."""
+    start = 0
+    for size in sizes:
+        while len(items) - start >= size:
+            yield items[start : start + size]
+            start += size
 
 
 def row_to_log(row: RowMapping) -> RequestLog:
@@ -53,15 +159,14 @@ class SQLLogStore:
         self._engine = engine
         self._dialect = engine.dialect.name
         self._insert = OnConflictInsert(self._dialect)
+        self._insert_logs = LogInsert(engine.dialect)
 
     async def write_batch(self, logs: Sequence[RequestLog]) -> int:
         """Insert every row in one transaction; request ids already stored are skipped."""
         if not logs:
             return 0
-        statement = self._insert(request_logs, "request_id").returning(request_logs.c.request_id)
         async with self._engine.begin() as connection:
-            result = await connection.execute(statement, [log_to_row(log) for log in logs])
-            inserted = set(result.scalars().all())
+            inserted = await self._insert_logs(connection, logs)
             tag_rows = _tag_rows(logs, inserted)
             if tag_rows:
                 await connection.execute(self._insert(request_log_tags), tag_rows)
@@ -187,12 +292,16 @@ class SQLLogStore:
 
 
 def _tag_rows(logs: Sequence[RequestLog], inserted: set[str]) -> list[dict[str, str]]:
-    """Tag rows of the logs this batch really inserted (the first of any repeated request id)."""
+    """Tag rows of the logs this batch really inserted (the first of any repeated request id), NULs replaced
+    as in the rows themselves."""
     rows: list[dict[str, str]] = []
+    pending = set(inserted)
     for log in logs:
-        if log.request_id in inserted:
-            inserted = inserted - {log.request_id}
-            rows.extend({"request_id": log.request_id, "tag": tag} for tag in dict.fromkeys(log.tags))
+        request_id = scrub_nul(log.request_id)
+        if log.tags and request_id in pending:
+            tags = dict.fromkeys(scrub_nul(tag) for tag in log.tags)
+            rows.extend({"request_id": request_id, "tag": tag} for tag in tags)
+        pending.discard(request_id)
     return rows
 
 

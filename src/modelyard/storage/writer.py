@@ -29,6 +29,9 @@ from modelyard.storage.spill import SpillDir, read_chunks
 logger = logging.getLogger(__name__)
 
 _STOP: Final = object()
+_TIMED_OUT: Final = object()
+#: Rows the writer's task builds between two yields to the event loop (each takes tens of microseconds).
+BUILD_SLICE = 64
 
 RowSource = RequestLog | Callable[[], RequestLog]
 """A row, or a function that builds it: the writer's task builds deferred rows, off the request path."""
@@ -191,8 +194,9 @@ class LogWriter:
         leftover: list[RequestLog] = []
         while not self._queue.empty():
             item = self._queue.get_nowait()
-            if isinstance(item, RequestLog):
-                leftover.append(item)
+            row = None if item is _STOP else self._materialize(item)  # type: ignore[arg-type]
+            if row is not None:
+                leftover.append(row)
         if leftover:
             self._to_log_file(leftover)
             self._spill_rows(leftover)
@@ -213,29 +217,40 @@ class LogWriter:
 
     async def _collect(self) -> tuple[list[RequestLog], bool]:
         """The next batch, and whether ``close`` asked to stop after it."""
-        loop = asyncio.get_running_loop()
         batch: list[RequestLog] = []
         try:
             async with asyncio.timeout(self._idle_timeout()):
                 item = await self._queue.get()
         except TimeoutError:
             return batch, False
-        deadline = loop.time() + self._flush_interval
-        while item is not _STOP:
-            row = self._materialize(item)  # type: ignore[arg-type]
-            if row is not None:
-                batch.append(row)
-            if len(batch) >= self._batch_size:
-                return batch, False
-            try:
-                if self._queue.empty():
-                    async with asyncio.timeout(max(0.0, deadline - loop.time())):
-                        item = await self._queue.get()
-                else:
-                    item = self._queue.get_nowait()
-            except TimeoutError:
-                return batch, False
+        deadline = asyncio.get_running_loop().time() + self._flush_interval
+        try:
+            while item is not _STOP:
+                row = self._materialize(item)  # type: ignore[arg-type]
+                if row is not None:
+                    batch.append(row)
+                if len(batch) >= self._batch_size:
+                    return batch, False
+                if len(batch) % BUILD_SLICE == 0:
+                    await asyncio.sleep(0)  # building rows is CPU work: let requests run between slices
+                item = await self._next(deadline)
+                if item is _TIMED_OUT:
+                    return batch, False
+        except asyncio.CancelledError:
+            self._to_log_file(batch)
+            self._spill_rows(batch)
+            raise
         return batch, True
+
+    async def _next(self, deadline: float) -> object:
+        """The next queued item, or ``_TIMED_OUT`` when none arrives before ``deadline``."""
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        try:
+            async with asyncio.timeout(max(0.0, deadline - asyncio.get_running_loop().time())):
+                return await self._queue.get()
+        except TimeoutError:
+            return _TIMED_OUT
 
     def _idle_timeout(self) -> float | None:
         """How long to wait for rows: forever, unless spilled rows wait for a (re)try."""
