@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import time
 import uuid
 
 import httpx2
@@ -278,3 +279,23 @@ def test_usage_on_a_content_chunk_is_split_out_and_hidden_unless_asked(live: Liv
 def test_gateway_fields_are_validated(live: LiveServer, field: str, value: object) -> None:
     response = httpx2.post(f"{live.url}/v1/chat/completions", json={"model": "fake/m", "messages": HELLO, field: value})
     assert response.status_code == 400 and response.json()["error"]["param"] == field
+
+
+def test_metrics_count_each_request_once_however_it_ends(live: LiveServer) -> None:
+    slow = FakeReply(text="a b c d e f", chunk_delay=0.2)
+    fake_of(live).queue(FakeReply(text="plain"), FakeReply(text="a b c"), slow)
+    client(live).chat.completions.create(model="fake/m", messages=HELLO)
+    list(client(live).chat.completions.create(model="fake/m", messages=HELLO, stream=True))
+    with client(live).chat.completions.create(model="fake/m", messages=HELLO, stream=True) as stream:
+        next(iter(stream))  # the client leaves after the first chunk
+    text = ""
+    for _ in range(50):  # the server notices the disconnect on its own schedule
+        text = httpx2.get(f"{live.url}/metrics").text
+        if "ClosedEarly" in text or "CancelledError" in text:
+            break
+        time.sleep(0.05)
+    assert 'modelyard_requests_total{kind="chat",model="fake/m",status="ok"} 1.0' in text
+    assert 'modelyard_requests_total{kind="stream",model="fake/m",status="ok"} 1.0' in text
+    assert 'modelyard_requests_total{kind="stream",model="fake/m",status="error"} 1.0' in text
+    assert "modelyard_in_flight 0.0" in text
+    assert "modelyard_ttft_seconds_count 2.0" in text

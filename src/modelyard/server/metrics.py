@@ -72,8 +72,11 @@ class MetricsMiddleware:
 
         def on_end(end: StreamEnd) -> None:
             self.m.in_flight.dec()
-            error = type(end.error).__name__ if end.error is not None else None
-            self._finish(call, "error" if error else "ok", seen["usage"], error)
+            if end.completed:
+                self._finish(call, "ok", seen["usage"], None)
+            else:  # failed, or closed before its end (the client went away)
+                error = type(end.error).__name__ if end.error is not None else "ClosedEarly"
+                self._finish(call, "error", seen["usage"], error)
 
         return stream.observe(on_chunk, on_end)
 
