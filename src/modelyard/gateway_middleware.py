@@ -35,7 +35,7 @@ from modelyard.storage.counters import Counters, MemoryCounters
 from modelyard.storage.flags import RolloutFlags
 from modelyard.storage.shared import SharedRedis
 from modelyard.storage.shared_counters import SharedCounters
-from modelyard.streaming import stream_from_response
+from modelyard.streaming import close_iterator, stream_from_response
 from modelyard.types.chat import AttemptInfo, ChatChunk, ChatRequest
 from modelyard.types.embeddings import EmbeddingRequest
 from modelyard.types.usage import Usage
@@ -330,7 +330,7 @@ async def open_stream(
             "upstream stream ended before sending anything", provider=provider.name, model=call.request.model
         ) from None
     except BaseException:
-        await close_chunks(batches)
+        await close_iterator(batches)
         raise
     return first, batches
 
@@ -341,10 +341,4 @@ async def one_by_one(chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[list[Cha
         async for chunk in chunks:
             yield [chunk]
     finally:
-        await close_chunks(chunks)
-
-
-async def close_chunks(chunks: AsyncIterator[Any]) -> None:
-    closer = getattr(chunks, "aclose", None)
-    if closer is not None:
-        await closer()
+        await close_iterator(chunks)

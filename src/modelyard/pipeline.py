@@ -15,6 +15,7 @@ from random import getrandbits
 from typing import Any, Literal, Protocol
 
 from modelyard import errors
+from modelyard.streaming import close_iterator
 from modelyard.types.chat import AttemptInfo, ChatChunk, ChatRequest, ChatResponse, ModelyardInfo
 from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
 
@@ -99,7 +100,9 @@ class ChatStream:
     arrived together, so the server can write them in one go.
     """
 
-    def __init__(self, chunks: AsyncIterator[ChatChunk], info: ModelyardInfo) -> None:
+    def __init__(
+        self, chunks: AsyncIterator[ChatChunk] | AsyncIterator[list[ChatChunk]], info: ModelyardInfo
+    ) -> None:
         self._chunks: AsyncIterator[Any] = chunks
         self._batched = False
         self.info = info
@@ -113,7 +116,7 @@ class ChatStream:
     @classmethod
     def batched(cls, batches: AsyncIterator[list[ChatChunk]], info: ModelyardInfo) -> ChatStream:
         """A stream over a source that yields non-empty lists of chunks (those decoded from one network read)."""
-        stream = cls(batches, info)  # type: ignore[arg-type]
+        stream = cls(batches, info)
         stream._batched = True
         return stream
 
@@ -180,10 +183,8 @@ class ChatStream:
         if self.closed:
             return
         self.closed = True
-        closer = getattr(self._chunks, "aclose", None)
         try:
-            if closer is not None:
-                await closer()
+            await close_iterator(self._chunks)
         finally:
             try:
                 # A transform generator closed before its first step never runs its ``finally``: close its source
@@ -227,9 +228,7 @@ async def _unforwarded(chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatCh
             chunk.forget_wire()
             yield chunk
     finally:
-        closer = getattr(chunks, "aclose", None)
-        if closer is not None:
-            await closer()
+        await close_iterator(chunks)
 
 
 Outcome = ChatResponse | ChatStream | EmbeddingResponse

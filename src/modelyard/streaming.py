@@ -117,6 +117,13 @@ def _line_end(buffer: bytes, start: int) -> tuple[int, int]:
     return (cr, 2) if buffer[cr + 1] == 0x0A else (cr, 1)
 
 
+async def close_iterator(iterator: AsyncIterator[Any]) -> None:
+    """Close an async iterator if it can be closed (async generators can; plain iterators need nothing)."""
+    closer = getattr(iterator, "aclose", None)
+    if closer is not None:
+        await closer()
+
+
 async def iter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
     """Decode an async byte stream into SSE events."""
     decoder = SSEDecoder()
@@ -312,9 +319,7 @@ async def with_usage(
             except StopAsyncIteration:
                 break
     finally:
-        closer = getattr(rest, "aclose", None)
-        if closer is not None:
-            await closer()
+        await close_iterator(rest)
     if seen_usage or not delivered:
         return
     pieces = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
@@ -61,22 +60,24 @@ class MetricsMiddleware:
         return self._count_stream(call, outcome)
 
     def _count_stream(self, call: Call, stream: ChatStream) -> ChatStream:
-        seen: dict[str, Any] = {"usage": None, "first": True}
+        usage: Usage | None = None
+        first = True
 
         def on_chunk(chunk: ChatChunk) -> None:
-            if seen["first"] and chunk.choices:
+            nonlocal usage, first
+            if first and chunk.choices:
                 self.m.ttft.observe(time.monotonic() - call.started)
-                seen["first"] = False
+                first = False
             if chunk.usage is not None:
-                seen["usage"] = chunk.usage
+                usage = chunk.usage
 
         def on_end(end: StreamEnd) -> None:
             self.m.in_flight.dec()
             if end.completed:
-                self._finish(call, "ok", seen["usage"], None)
+                self._finish(call, "ok", usage, None)
             else:  # failed, or closed before its end (the client went away)
                 error = type(end.error).__name__ if end.error is not None else "ClosedEarly"
-                self._finish(call, "error", seen["usage"], error)
+                self._finish(call, "error", usage, error)
 
         return stream.observe(on_chunk, on_end)
 

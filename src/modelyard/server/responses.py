@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Mapping
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from modelyard.streaming import close_iterator
+
 
 class LastFrame(bytes):
     """A body's final frame: written together with the end of the response (one write instead of two)."""
@@ -55,7 +57,5 @@ class EventStreamResponse(Response):
             pass  # the client left while we wrote
         finally:
             watcher.cancel()
-            closer = getattr(self.body_iterator, "aclose", None)
-            if closer is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await closer()
+            with contextlib.suppress(asyncio.CancelledError):
+                await close_iterator(self.body_iterator)

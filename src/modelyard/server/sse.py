@@ -56,8 +56,10 @@ def _accounting(info: ModelyardInfo | None) -> dict[str, object]:
     return {"modelyard": info.model_dump(include=fields, exclude_none=True)}
 
 
-async def paced(stream: ChatStream, first_token_timeout: float, idle_timeout: float) -> AsyncIterator[ChatChunk]:
-    """The stream's chunks, failing with ``TimeoutError`` when the first or the next chunk is too slow."""
+async def paced_batches(
+    stream: ChatStream, first_token_timeout: float, idle_timeout: float
+) -> AsyncIterator[list[ChatChunk]]:
+    """The stream's batches, failing with ``TimeoutError`` when the first or the next chunk is too slow."""
     timeout, kind = first_token_timeout, "first chunk"
     while True:
         try:
@@ -65,6 +67,12 @@ async def paced(stream: ChatStream, first_token_timeout: float, idle_timeout: fl
         except StopAsyncIteration:
             return
         timeout, kind = idle_timeout, "next chunk"
+        yield batch
+
+
+async def paced(stream: ChatStream, first_token_timeout: float, idle_timeout: float) -> AsyncIterator[ChatChunk]:
+    """``paced_batches``, chunk by chunk."""
+    async for batch in paced_batches(stream, first_token_timeout, idle_timeout):
         for chunk in batch:
             yield chunk
 
@@ -80,14 +88,8 @@ async def sse_body(
 ) -> AsyncIterator[bytes]:
     """Yield SSE frames (those of chunks that arrived together in one piece); a failure after the start becomes
     an error event and the stream ends without [DONE]."""
-    timeout, kind = first_token_timeout, "first chunk"
     try:
-        while True:
-            try:
-                batch = await stream.next_batch(timeout, kind)
-            except StopAsyncIteration:
-                break
-            timeout, kind = idle_timeout, "next chunk"
+        async for batch in paced_batches(stream, first_token_timeout, idle_timeout):
             frames = [frame for frame in map(encode, batch) if frame is not None]
             if frames:
                 yield frames[0] if len(frames) == 1 else b"".join(frames)
