@@ -299,3 +299,19 @@ def test_metrics_count_each_request_once_however_it_ends(live: LiveServer) -> No
     assert 'modelyard_requests_total{kind="stream",model="fake/m",status="error"} 1.0' in text
     assert "modelyard_in_flight 0.0" in text
     assert "modelyard_ttft_seconds_count 2.0" in text
+
+
+def test_metrics_show_the_log_writer_queue_and_what_became_of_each_row(live: LiveServer) -> None:
+    fake_of(live).queue(FakeReply(text="one"), FakeReply(text="two"))
+    with client(live) as openai_client:
+        openai_client.chat.completions.create(model="fake/m", messages=HELLO)
+        openai_client.chat.completions.create(model="fake/m", messages=HELLO)
+    text = ""
+    for _ in range(100):  # the writer flushes on its own schedule (flush interval 0.2 s)
+        text = httpx2.get(f"{live.url}/metrics").text
+        if 'modelyard_log_rows_total{fate="written"} 2.0' in text:
+            break
+        time.sleep(0.05)
+    assert 'modelyard_log_rows_total{fate="written"} 2.0' in text
+    assert 'modelyard_log_rows_total{fate="spilled"} 0.0' in text and 'modelyard_log_rows_total{fate="lost"} 0.0' in text
+    assert "modelyard_log_queue_rows 0.0" in text

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -79,7 +79,7 @@ class RoutingCollector(Collector):
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         status = self.gateway.routing_status()
         state = GaugeMetricFamily(
             "modelyard_deployment_state", "0 healthy, 1 cooling (429), 2 ejected (breaker)", labels=["deployment"]
@@ -103,3 +103,16 @@ class RoutingCollector(Collector):
         up = GaugeMetricFamily("modelyard_shared_state_up", "1 when limits are shared through Redis (or in-process)")
         up.add_metric([], 1 if shared.get("state") == "ok" else 0)
         yield from (state, in_flight, latency, failures, up)
+        yield from self._log_writer()
+
+    def _log_writer(self) -> Iterator[Metric]:
+        writer = self.gateway.writer
+        if writer is None:
+            return
+        stats = writer.stats
+        queued = GaugeMetricFamily("modelyard_log_queue_rows", "Request log rows waiting for the writer")
+        queued.add_metric([], stats.queued)
+        rows = CounterMetricFamily("modelyard_log_rows", "Request log rows by what became of them", labels=["fate"])
+        for fate in ("written", "duplicates", "spilled", "replayed", "rejected", "lost"):
+            rows.add_metric([fate], getattr(stats, fate))
+        yield from (queued, rows)

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from types import FrameType
 
 import uvicorn
@@ -33,12 +34,25 @@ def is_loopback(host: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
+#: Seconds a thread may hold the GIL while another waits for it (CPython's default is 5 ms). The log writer's
+#: database thread needs the GIL for a moment after each SQLite step; under load the event loop kept it waiting
+#: the full 5 ms each time, so the writer fell behind and its queue grew by hundreds of rows a second (measured:
+#: benchmarks/RESULTS.md). At 0.2 ms it keeps up, and the server used less CPU per request, not more.
+GIL_SWITCH_INTERVAL = 0.0002
+
+
+def tune_interpreter() -> None:
+    """Settings of this server process's interpreter (the server owns its process; the SDK never does this)."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+
+
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
 def build_app() -> Starlette:
     """App factory for uvicorn workers (settings from env and the config file)."""
+    tune_interpreter()
     return create_app(load_settings())
 
 
@@ -63,6 +77,7 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level:
         os.environ[CONFIG_ENV] = settings.config_file
     os.environ["MODELYARD_SERVER__HEADER_TIMEOUT"] = str(settings.server.header_timeout)
     configure_logging(settings, log_level)
+    tune_interpreter()
     HeaderTimeoutProtocol.header_timeout = settings.server.header_timeout
     # alembic would stay loaded for the server's life (~10 MB): the app's own migration then finds it done.
     upgrade_in_child(settings.database_url)

@@ -52,7 +52,7 @@ _column_values = itemgetter(*LOG_COLUMNS)
 
 
 class LogInsert:
-    """``INSERT … ON CONFLICT (request_id) DO NOTHING RETURNING request_id`` for batches of request logs.
+    """``INSERT … ON CONFLICT (request_id) DO NOTHING`` for batches of request logs.
 
     Values go through the same bind processors SQLAlchemy would use (JSON serializer, UTC datetimes), but
     the SQL text is fixed per chunk size and the rows are bound positionally, skipping SQLAlchemy's per-batch
@@ -72,13 +72,16 @@ class LogInsert:
         self._text = tuple(i for i, column in enumerate(columns) if isinstance(column.type, String))
         self._sql = {size: self._statement(size) for size in CHUNK_SIZES}
 
-    async def __call__(self, connection: AsyncConnection, logs: Sequence[RequestLog]) -> set[str]:
-        """Insert ``logs`` on ``connection`` (in its transaction); the request ids really inserted."""
-        inserted: set[str] = set()
+    async def __call__(self, connection: AsyncConnection, logs: Sequence[RequestLog]) -> int:
+        """Insert ``logs`` on ``connection`` (in its transaction); how many were really inserted."""
+        # No RETURNING: on SQLite every returned row is one more sqlite3_step, and each step gives up and takes
+        # back the GIL, which a busy event loop holds for up to the switch interval. Counting the changes costs
+        # nothing; the few callers that need the inserted ids (tags) ask which ids were stored before.
+        inserted = 0
         for chunk in _chunks(logs, CHUNK_SIZES):
             params = [value for log in chunk for value in self.values(log)]
             result = await connection.exec_driver_sql(self._sql[len(chunk)], tuple(params))
-            inserted.update(result.scalars().all())
+            inserted += result.rowcount
         return inserted
 
     def values(self, log: RequestLog) -> list[Any]:
@@ -114,7 +117,7 @@ class LogInsert:
         # Only the schema's own names and placeholders go into the text; every value is bound.
         return (
             f"INSERT INTO {quote(request_logs.name)} ({columns}) VALUES {groups} "  # noqa: S608
-            f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
+            f"ON CONFLICT ({key}) DO NOTHING"
         )
 
 
@@ -166,11 +169,24 @@ class SQLLogStore:
         if not logs:
             return 0
         async with self._engine.begin() as connection:
+            tagged = [log for log in logs if log.tags]
+            stored = await self._stored_ids(connection, tagged) if tagged else set()
             inserted = await self._insert_logs(connection, logs)
-            tag_rows = _tag_rows(logs, inserted)
+            tag_rows = _tag_rows(logs, stored)
             if tag_rows:
                 await connection.execute(self._insert(request_log_tags), tag_rows)
-        return len(inserted)
+        return inserted
+
+    async def _stored_ids(self, connection: AsyncConnection, logs: Sequence[RequestLog]) -> set[str]:
+        """Which of these request ids are already stored (their rows, and so their tags, will be skipped)."""
+        ids = list({scrub_nul(log.request_id) for log in logs})
+        found: set[str] = set()
+        for start in range(0, len(ids), EXPORT_PAGE):
+            statement = select(request_logs.c.request_id).where(
+                request_logs.c.request_id.in_(ids[start : start + EXPORT_PAGE])
+            )
+            found.update((await connection.execute(statement)).scalars().all())
+        return found
 
     async def get(self, request_id: str) -> RequestLog | None:
         async with self._engine.connect() as connection:
@@ -291,17 +307,17 @@ class SQLLogStore:
             return list((await connection.execute(statement)).mappings().all())
 
 
-def _tag_rows(logs: Sequence[RequestLog], inserted: set[str]) -> list[dict[str, str]]:
-    """Tag rows of the logs this batch really inserted (the first of any repeated request id), NULs replaced
-    as in the rows themselves."""
+def _tag_rows(logs: Sequence[RequestLog], stored: set[str]) -> list[dict[str, str]]:
+    """Tag rows of the logs this batch really inserts: the first of any repeated request id, unless that id was
+    stored before; NULs replaced as in the rows themselves."""
     rows: list[dict[str, str]] = []
-    pending = set(inserted)
+    seen = set(stored)
     for log in logs:
         request_id = scrub_nul(log.request_id)
-        if log.tags and request_id in pending:
+        if log.tags and request_id not in seen:
             tags = dict.fromkeys(scrub_nul(tag) for tag in log.tags)
             rows.extend({"request_id": request_id, "tag": tag} for tag in tags)
-        pending.discard(request_id)
+        seen.add(request_id)
     return rows
 
 
