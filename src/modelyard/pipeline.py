@@ -100,9 +100,7 @@ class ChatStream:
     arrived together, so the server can write them in one go.
     """
 
-    def __init__(
-        self, chunks: AsyncIterator[ChatChunk] | AsyncIterator[list[ChatChunk]], info: ModelyardInfo
-    ) -> None:
+    def __init__(self, chunks: AsyncIterator[ChatChunk] | AsyncIterator[list[ChatChunk]], info: ModelyardInfo) -> None:
         self._chunks: AsyncIterator[Any] = chunks
         self._batched = False
         self.info = info

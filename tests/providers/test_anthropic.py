@@ -20,8 +20,7 @@ from tests.support.scripted_server import Reply, ScriptedServer
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 SIGNATURE = (
-    "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
-    "3yGQpqXwY0wgVZs9I2D8Ibu3QqBdDfEeyo8m2b8fn9aZF5ZrGUxYtLo"
+    "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds3yGQpqXwY0wgVZs9I2D8Ibu3QqBdDfEeyo8m2b8fn9aZF5ZrGUxYtLo"
 )
 WEATHER_TOOL = {
     "type": "function",
@@ -144,9 +143,7 @@ async def test_request_translation(provider: Provider, upstream: ScriptedServer)
     assert not {"seed", "presence_penalty", "frequency_penalty", "logit_bias", "n"} & body.keys()
 
 
-async def test_single_system_message_is_a_string_and_limit_passes(
-    provider: Provider, upstream: ScriptedServer
-) -> None:
+async def test_single_system_message_is_a_string_and_limit_passes(provider: Provider, upstream: ScriptedServer) -> None:
     upstream.script(Reply(json=load_json("plain.json")))
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello"}]
     await provider.chat(_call({"messages": messages, "max_completion_tokens": 77}))
@@ -219,17 +216,13 @@ async def test_thinking_becomes_reasoning_content(provider: Provider, upstream: 
     assert response.model == MODEL
 
 
-async def test_streamed_thinking_becomes_reasoning_content(
-    provider: Provider, upstream: ScriptedServer
-) -> None:
+async def test_streamed_thinking_becomes_reasoning_content(provider: Provider, upstream: ScriptedServer) -> None:
     upstream.script(Reply(sse=load_sse("thinking_stream.sse")))
     chunks, acc = await _collect(provider, _call({"messages": [{"role": "user", "content": "Say hello"}]}))
     response = acc.response()
     assert response.text == "Hello there!"
     assert response.choices[0].message.reasoning_content == "The user wants a greeting. A short one will do."
-    signatures = [
-        (c.choices[0].delta.model_extra or {}).get(wire.SIGNATURE_FIELD) for c in chunks if c.choices
-    ]
+    signatures = [(c.choices[0].delta.model_extra or {}).get(wire.SIGNATURE_FIELD) for c in chunks if c.choices]
     assert SIGNATURE in signatures
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-1].choices[0].finish_reason == "stop"
@@ -294,9 +287,7 @@ async def test_overloaded_status_is_retryable(provider: Provider, upstream: Scri
     assert info.value.request_id == "req_test"
 
 
-async def test_error_class_comes_from_the_type_not_the_message(
-    provider: Provider, upstream: ScriptedServer
-) -> None:
+async def test_error_class_comes_from_the_type_not_the_message(provider: Provider, upstream: ScriptedServer) -> None:
     error = {"type": "invalid_request_error", "message": "prompt is too long: 200001 tokens > 200000 maximum"}
     body = {"type": "error", "error": error}
     upstream.script(Reply(status=400, json=body))
@@ -306,9 +297,7 @@ async def test_error_class_comes_from_the_type_not_the_message(
     assert info.value.code == "invalid_request_error"
 
 
-async def test_n_above_one_is_refused_before_the_network(
-    provider: Provider, upstream: ScriptedServer
-) -> None:
+async def test_n_above_one_is_refused_before_the_network(provider: Provider, upstream: ScriptedServer) -> None:
     with pytest.raises(errors.BadRequestError) as info:
         await provider.chat(_call({"messages": [{"role": "user", "content": "Hi"}], "n": 2}))
     assert info.value.param == "n"

@@ -58,8 +58,9 @@ def _call(prompt: str = "Say hello in one short sentence.", **params: Any) -> Pr
     params.setdefault("max_tokens", 24)
     params.setdefault("temperature", 0)
     params.setdefault("seed", 7)
-    request = ChatRequest(model=params.pop("model", "smollm2"), messages=[Message(role="user", content=prompt)],
-                          **params)
+    request = ChatRequest(
+        model=params.pop("model", "smollm2"), messages=[Message(role="user", content=prompt)], **params
+    )
     return ProviderCall(request=request, request_id="req-local")
 
 
@@ -164,8 +165,11 @@ async def test_json_schema(provider: LocalProvider) -> None:
     data = json.loads((await provider.chat(call)).text)
     assert {"name", "age"} <= data.keys()
     assert isinstance(data["age"], int)
-    plain = _call('Reply with the JSON object {"ok": true} and nothing else.', max_tokens=64,
-                  response_format={"type": "json_object"})
+    plain = _call(
+        'Reply with the JSON object {"ok": true} and nothing else.',
+        max_tokens=64,
+        response_format={"type": "json_object"},
+    )
     assert isinstance(json.loads((await provider.chat(plain)).text), dict)
 
 

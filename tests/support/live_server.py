@@ -23,8 +23,15 @@ class LiveServer:
         self.app: Starlette = create_app(settings)
         self.gateway: Gateway = self.app.state.gateway
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, loop="asyncio", http=HeaderTimeoutProtocol, log_level="warning",
-            access_log=False, lifespan="on", timeout_graceful_shutdown=5,
+            self.app,
+            host="127.0.0.1",
+            port=0,
+            loop="asyncio",
+            http=HeaderTimeoutProtocol,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._serve, name="modelyard-test-server", daemon=True)
@@ -58,4 +65,3 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
-

@@ -148,9 +148,7 @@ class _StreamState:
         return handler(self, data) if handler is not None else None  # ping and unknown events: ignored
 
     def chunk(self, delta: Delta, finish_reason: str | None = None) -> ChatChunk:
-        return ChatChunk(
-            id=self.id, model=self.model, choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)]
-        )
+        return ChatChunk(id=self.id, model=self.model, choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)])
 
     def tool_delta(self, index: int, arguments: str) -> ChatChunk:
         self.tool_args.add(index)

@@ -217,9 +217,7 @@ def _args(call: ToolCall) -> dict[str, Any]:
             f"tool call {call.id!r} has arguments that are not JSON", param="messages"
         ) from exc
     if not isinstance(value, dict):
-        raise errors.BadRequestError(
-            f"tool call {call.id!r} arguments must be a JSON object", param="messages"
-        )
+        raise errors.BadRequestError(f"tool call {call.id!r} arguments must be a JSON object", param="messages")
     return value
 
 
@@ -275,9 +273,7 @@ def usage_from(raw: dict[str, Any] | None) -> Usage:
         completion_tokens=output,
         total_tokens=prompt + output,
         prompt_tokens_details=(
-            PromptTokensDetails(cached_tokens=read, cache_creation_tokens=written)
-            if read or written
-            else None
+            PromptTokensDetails(cached_tokens=read, cache_creation_tokens=written) if read or written else None
         ),
         completion_tokens_details=CompletionTokensDetails(reasoning_tokens=thinking) if thinking else None,
     )

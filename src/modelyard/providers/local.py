@@ -38,7 +38,13 @@ from modelyard.types.usage import Usage
 DEFAULT_MAX_TOKENS = 256
 _SAMPLING = ("temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
 _LLAMA_EXTRAS = (  # llama.cpp sampling options, taken from the request's extra fields or extra_body
-    "top_k", "min_p", "typical_p", "repeat_penalty", "mirostat_mode", "mirostat_tau", "mirostat_eta"
+    "top_k",
+    "min_p",
+    "typical_p",
+    "repeat_penalty",
+    "mirostat_mode",
+    "mirostat_tau",
+    "mirostat_eta",
 )
 _END = object()
 
@@ -53,9 +59,7 @@ def _translated(model: str) -> Iterator[None]:
     except errors.ModelyardError:
         raise
     except TimeoutError as exc:
-        raise errors.TimeoutError(
-            "the local model did not finish in time", provider=PROVIDER, model=model
-        ) from exc
+        raise errors.TimeoutError("the local model did not finish in time", provider=PROVIDER, model=model) from exc
     except Exception as exc:
         raise errors.ProviderError(
             f"the local model failed: {exc}", provider=PROVIDER, model=model, should_retry=False
@@ -390,9 +394,7 @@ def _embed_texts(request: EmbeddingRequest) -> list[str]:
     except ValueError as exc:
         raise errors.BadRequestError(str(exc), provider=PROVIDER, param="input") from exc
     if not texts or any(not t for t in texts):
-        raise errors.BadRequestError(
-            "embedding input must be non-empty text", provider=PROVIDER, param="input"
-        )
+        raise errors.BadRequestError("embedding input must be non-empty text", provider=PROVIDER, param="input")
     return texts
 
 

@@ -202,9 +202,7 @@ class LlamaEngine:
             llama.chat_handler = self.formatter.to_chat_handler()
         self.thread_lock = threading.Lock()
         self.closed = False
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
     @property
     def busy(self) -> bool:

@@ -40,7 +40,6 @@ RunStatus = Literal["running", "paused", "completed", "stopped", "failed"]
 RESUMABLE: tuple[RunStatus, ...] = ("paused", "stopped", "failed")
 
 
-
 class _Row(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
