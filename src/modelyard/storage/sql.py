@@ -49,6 +49,7 @@ class SQLStore:
 
     async def close(self) -> None:
         """Close every pooled connection."""
+        await self.logs.close()
         await self.engine.dispose()
 
     async def __aenter__(self) -> SQLStore:

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from modelyard.storage.base import ExportFormat, GroupBy, LogPage, LogQuery, RequestLog, SummaryRow
-from modelyard.storage.engine import scrub_nul
+from modelyard.storage.engine import is_memory_sqlite, scrub_nul
 from modelyard.storage.schema import UTCDateTime, request_log_tags, request_logs
 from modelyard.storage.sql_filters import (
     OnConflictInsert,
@@ -37,6 +37,7 @@ from modelyard.storage.sql_filters import (
     page_select,
     utc_day,
 )
+from modelyard.storage.sqlite_batches import SQLiteBatchWriter
 
 #: Rows per DELETE in retention, and per page in export.
 DELETE_BATCH = 5_000
@@ -74,15 +75,20 @@ class LogInsert:
 
     async def __call__(self, connection: AsyncConnection, logs: Sequence[RequestLog]) -> int:
         """Insert ``logs`` on ``connection`` (in its transaction); how many were really inserted."""
+        inserted = 0
+        for sql, params in self.statements(logs):
+            inserted += (await connection.exec_driver_sql(sql, params)).rowcount
+        return inserted
+
+    def statements(self, logs: Sequence[RequestLog]) -> list[tuple[str, tuple[Any, ...]]]:
+        """The statements (SQL, positional values) that insert ``logs``."""
         # No RETURNING: on SQLite every returned row is one more sqlite3_step, and each step gives up and takes
         # back the GIL, which a busy event loop holds for up to the switch interval. Counting the changes costs
-        # nothing; the few callers that need the inserted ids (tags) ask which ids were stored before.
-        inserted = 0
-        for chunk in _chunks(logs, CHUNK_SIZES):
-            params = [value for log in chunk for value in self.values(log)]
-            result = await connection.exec_driver_sql(self._sql[len(chunk)], tuple(params))
-            inserted += result.rowcount
-        return inserted
+        # nothing; tags need the inserted ids, and ask which ids were stored before instead.
+        return [
+            (self._sql[len(chunk)], tuple(value for log in chunk for value in self.values(log)))
+            for chunk in _chunks(logs, CHUNK_SIZES)
+        ]
 
     def values(self, log: RequestLog) -> list[Any]:
         """The row's values in ``LOG_COLUMNS`` order, as the driver gets them."""
@@ -163,11 +169,15 @@ class SQLLogStore:
         self._dialect = engine.dialect.name
         self._insert = OnConflictInsert(self._dialect)
         self._insert_logs = LogInsert(engine.dialect)
+        file = engine.url.database if engine.dialect.name == "sqlite" and not is_memory_sqlite(engine.url) else None
+        self._sqlite_file = SQLiteBatchWriter(file, _tag_rows) if file else None
 
     async def write_batch(self, logs: Sequence[RequestLog]) -> int:
         """Insert every row in one transaction; request ids already stored are skipped."""
         if not logs:
             return 0
+        if self._sqlite_file is not None:
+            return await self._sqlite_file.write(logs, self._insert_logs.statements(logs))
         async with self._engine.begin() as connection:
             tagged = [log for log in logs if log.tags]
             stored = await self._stored_ids(connection, tagged) if tagged else set()
@@ -187,6 +197,11 @@ class SQLLogStore:
             )
             found.update((await connection.execute(statement)).scalars().all())
         return found
+
+    async def close(self) -> None:
+        """Release the SQLite batch thread and its connection (the engine is closed by its owner)."""
+        if self._sqlite_file is not None:
+            await self._sqlite_file.close()
 
     async def get(self, request_id: str) -> RequestLog | None:
         async with self._engine.connect() as connection:
