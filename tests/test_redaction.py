@@ -143,3 +143,35 @@ def test_only_clean_strings_are_remembered() -> None:
     assert [redactor.text(secret), redactor.text(secret)] == [MASK, MASK]
     assert [redactor.text("chat.completion"), redactor.text("chat.completion")] == ["chat.completion"] * 2
     assert secret not in redactor._clean and "chat.completion" in redactor._clean
+
+
+def _random_data(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(6 if depth < 3 else 3)
+    if kind == 0:
+        return _random_text(rng)
+    if kind == 1:
+        return rng.choice([None, 3, 2.5, True])
+    if kind == 2:
+        return rng.choice([*SECRETS.values(), "plain words", "x"])
+    if kind == 3:
+        return [_random_data(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    names = ["content", "role", "API-Key", "password", "x_api_key", "note", "Authorization", "access-token", 7]
+    return {rng.choice(names): _random_data(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+
+
+def test_data_masks_exactly_what_looking_at_every_string_would() -> None:
+    """``data`` first looks at the whole JSON text once; it must mask what the string-by-string walk masks."""
+    redactor, walker = Redactor(), Redactor()
+    rng = random.Random(1121)
+    for _ in range(3000):
+        value = _random_data(rng)
+        assert redactor.data(value) == walker._walk(value), value
+
+
+def test_clean_data_is_returned_as_it_is_and_odd_values_are_still_walked() -> None:
+    redactor = Redactor()
+    clean = {"messages": [{"role": "user", "content": "hello there, how are you"}], "n": 1}
+    assert redactor.data(clean) is clean
+    odd = {"when": object(), "key": "sk-my-abcdefghijklmnopqrstuv"}  # not JSON: the walk handles it
+    assert redactor.data(odd)["key"] == MASK
+    assert redactor.data({"Api-Key": "not-a-pattern-but-a-secret-name"}) == {"Api-Key": MASK}

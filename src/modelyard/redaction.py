@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 MASK = "[REDACTED]"
 MIN_SECRET_LENGTH = 8  # every pattern below needs at least this many characters
 #: Short strings found clean are remembered (roles, object types, model names recur in every row), up to this many.
@@ -111,13 +113,31 @@ class Redactor:
         return value
 
     def data(self, value: Any) -> Any:
-        """A redacted copy of ``value`` (str, list, dict, or anything else unchanged)."""
+        """``value`` redacted (str, list, dict, or anything else unchanged): a copy where something was masked,
+        ``value`` itself where nothing can be."""
+        if isinstance(value, dict | list | tuple) and self._surely_clean(value):
+            return value
+        return self._walk(value)
+
+    def _surely_clean(self, value: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> bool:
+        """Whether no needle (and no secret field name) occurs anywhere in ``value``: one look at its JSON text
+        instead of one per string. Needles have no character that JSON escapes, so none can hide there."""
+        if self._needles is None:
+            return False
+        try:
+            dumped = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:  # not JSON data: look string by string
+            return False
+        folded = _fold(dumped)
+        return not _contains_any(folded, self._needles) and not _contains_any(folded, _SECRET_NAME_NEEDLES)
+
+    def _walk(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
             return {k: self._field(k, v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
-            return [self.data(v) for v in value]
+            return [self._walk(v) for v in value]
         return value
 
     def headers(self, headers: dict[str, str]) -> dict[str, str]:
@@ -125,7 +145,7 @@ class Redactor:
 
     def _field(self, key: Any, value: Any) -> Any:
         if not isinstance(value, str):
-            return self.data(value)
+            return self._walk(value)
         if value and isinstance(key, str) and _is_secret_name(key):
             return MASK
         return self.text(value)
@@ -144,6 +164,17 @@ def _fold(value: str) -> str:
 
 
 _SECRET_NAMES = frozenset({"api_key", "apikey", "authorization", "x_api_key", "password", "secret", "access_token"})
+#: Every secret field name, folded, contains one of these (``-`` may stand for ``_``).
+_SECRET_NAME_NEEDLES = (
+    "api_key",
+    "api-key",
+    "apikey",
+    "authorization",
+    "password",
+    "secret",
+    "access_token",
+    "access-token",
+)
 
 
 def _is_secret_name(key: str) -> bool:
