@@ -5,6 +5,7 @@ Starts the mock upstream (``mock_upstream.py``) and, each in its own process wit
   relay             ``aiohttp_relay.py`` (the CPU floor of issue 4's target)
   modelyard         one uvicorn worker, request logging ON into a SQLite file in a temp dir
   modelyard-nolog   the same with ``MODELYARD_LOG_REQUESTS=false`` (shows what logging costs)
+  modelyard-b       a second ``modelyard`` (logging on): its difference from the first is the noise floor (A/A)
   litellm           the LiteLLM proxy, one worker, from the separate venv ``/tmp/litellm-venv`` (skipped if absent)
 Then runs interleaved rounds: for each scenario (plain/streamed x concurrency 1, 16, 64) every target runs once,
 back to back, in a different order each round; ``load.py`` (its own process) drives each run. Added latency is
@@ -36,7 +37,7 @@ from load import revision
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
 LITELLM = Path(os.environ.get("LITELLM_BIN", "/tmp/litellm-venv/bin/litellm"))
-ALL_TARGETS = ("direct", "relay", "modelyard", "modelyard-nolog", "litellm")
+ALL_TARGETS = ("direct", "relay", "modelyard", "modelyard-nolog", "modelyard-b", "litellm")
 PATH = "/v1/chat/completions"
 
 
@@ -157,13 +158,13 @@ def launch(names: list[str], tmp: Path, chunks: int, targets: dict[str, Target])
             target = Target(name, free_port(), "x", log=tmp / "relay.log")
             argv = [PY, str(HERE / "aiohttp_relay.py"), "--port", str(target.port), "--upstream", upstream]
             start(target, argv, dict(os.environ), tmp)
-        elif name in ("modelyard", "modelyard-nolog"):
+        elif name in ("modelyard", "modelyard-nolog", "modelyard-b"):
             target = Target(name, free_port(), "up/x", log=tmp / f"{name}.log")
             code = (
                 "from modelyard.config import load_settings; from modelyard.server.run import serve; "
                 f"serve(load_settings(), '127.0.0.1', {target.port})"
             )
-            env = modelyard_env(tmp, upstream, name == "modelyard", name)
+            env = modelyard_env(tmp, upstream, name != "modelyard-nolog", name)
             start(target, [PY, "-c", code], env, tmp / name)
         elif name == "litellm":
             if not LITELLM.exists():
@@ -347,6 +348,32 @@ def report(targets: dict[str, Target], levels: list[int], modes: list[bool], rou
     return "\n".join(lines)
 
 
+def logging_latency(targets: dict[str, Target], levels: list[int]) -> list[tuple[str, str, str, bool]]:
+    """Issue 3's bar over real sockets: p50 of logging on minus off at c=1, against two identical servers' (A/A)."""
+    on, off, twin = (targets.get(n) for n in ("modelyard", "modelyard-nolog", "modelyard-b"))
+    if on is None or off is None or twin is None or 1 not in levels:
+        return []
+    rows = []
+    for stream, key in ((False, "p50_ms"), (True, "ttfb_p50_ms")):
+
+        def by_round(t: Target, stream: bool = stream, key: str = key) -> dict[int, float]:
+            return {r["round"]: r[key] for r in t.runs if r["stream"] == stream and r["concurrency"] == 1}
+
+        a, b, c = by_round(on), by_round(off), by_round(twin)
+        added = median([a[k] - b[k] for k in a if k in b])
+        noise = median([abs(a[k] - c[k]) for k in a if k in c])
+        label = "TTFB p50, streamed" if stream else "p50, non-streamed"
+        rows.append(
+            (
+                f"logging on - off, {label}, c=1 (issue 3)",
+                f"within A/A noise ({fmt(noise)} ms)",
+                f"{fmt(added)} ms",
+                abs(added) <= noise,
+            )
+        )
+    return rows
+
+
 def verdicts(targets: dict[str, Target], levels: list[int]) -> str:
     """Issue 4 item 10's targets for the ``modelyard`` target (logging on)."""
     gw, relay, direct = targets.get("modelyard"), targets.get("relay"), targets["direct"]
@@ -386,6 +413,7 @@ def verdicts(targets: dict[str, Target], levels: list[int]) -> str:
             )
     rss = max((r["peak_rss_mb"] or 0) for r in gw.runs)
     rows.append(("peak RSS", "<= 100 MB", f"{fmt(rss, 0)} MB", rss <= 100))
+    rows += logging_latency(targets, levels)
     out = [
         "\n### issue 4 item 10 targets (modelyard, logging on)\n",
         "| target | bar | measured | met |",
