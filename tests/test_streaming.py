@@ -33,6 +33,20 @@ def test_any_split_gives_the_same_events(cuts: list[int]) -> None:
     assert decode(*parts) == EXPECTED
 
 
+LF_PAYLOAD = (
+    'event: x\ndata: a\n\ndata:b\n\n: comment\ndata: c\ndata:  d\n\nid: 7\ndata: {"k": 1}\n\ndata: é\n\n'.encode()
+)
+LF_EXPECTED = [("x", "a"), (None, "b"), (None, "c\n d"), (None, '{"k": 1}'), (None, "é")]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(LF_PAYLOAD)), max_size=6))
+def test_lf_only_streams_split_anywhere_give_the_same_events(cuts: list[int]) -> None:
+    """The LF-only fast path (every provider's line ending), a multi-byte character cut in two included."""
+    points = sorted(set(cuts))
+    parts = [LF_PAYLOAD[a:b] for a, b in zip([0, *points], [*points, len(LF_PAYLOAD)], strict=True)]
+    assert decode(*parts) == LF_EXPECTED
+
+
 def test_byte_by_byte() -> None:
     assert decode(*(bytes([b]) for b in PAYLOAD)) == EXPECTED
 

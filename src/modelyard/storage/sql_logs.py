@@ -170,14 +170,14 @@ class SQLLogStore:
         self._insert = OnConflictInsert(self._dialect)
         self._insert_logs = LogInsert(engine.dialect)
         file = engine.url.database if engine.dialect.name == "sqlite" and not is_memory_sqlite(engine.url) else None
-        self._sqlite_file = SQLiteBatchWriter(file, _tag_rows) if file else None
+        self._sqlite_file = SQLiteBatchWriter(file, self._insert_logs.statements, _tag_rows) if file else None
 
     async def write_batch(self, logs: Sequence[RequestLog]) -> int:
         """Insert every row in one transaction; request ids already stored are skipped."""
         if not logs:
             return 0
         if self._sqlite_file is not None:
-            return await self._sqlite_file.write(logs, self._insert_logs.statements(logs))
+            return await self._sqlite_file.write(logs)
         async with self._engine.begin() as connection:
             tagged = [log for log in logs if log.tags]
             stored = await self._stored_ids(connection, tagged) if tagged else set()

@@ -20,6 +20,7 @@ from modelyard.storage.base import RequestLog
 from modelyard.storage.engine import SQLITE_PRAGMAS, scrub_nul
 
 Statement = tuple[str, Sequence[Any]]
+Statements = Callable[[Sequence[RequestLog]], Sequence[Statement]]
 TagRows = Callable[[Sequence[RequestLog], set[str]], list[dict[str, str]]]
 _STORED_IDS_PAGE = 500
 _INSERT_TAG = "INSERT INTO request_log_tags (request_id, tag) VALUES (:request_id, :tag) ON CONFLICT DO NOTHING"
@@ -28,23 +29,27 @@ _INSERT_TAG = "INSERT INTO request_log_tags (request_id, tag) VALUES (:request_i
 class SQLiteBatchWriter:
     """Runs each batch's transaction (stored-id check, inserts, tags) in one call on its own thread."""
 
-    def __init__(self, path: str, tag_rows: TagRows) -> None:
+    def __init__(self, path: str, statements: Statements, tag_rows: TagRows) -> None:
         self._path = path
+        self._statements = statements
         self._tag_rows = tag_rows
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelyard-log-sqlite")
         self._connection: sqlite3.Connection | None = None  # made and used on the executor's thread only
 
-    async def write(self, logs: Sequence[RequestLog], inserts: Sequence[Statement]) -> int:
-        """Run ``inserts`` (the rows of ``logs``) and the tags of the rows really inserted; rows inserted."""
+    async def write(self, logs: Sequence[RequestLog]) -> int:
+        """Insert ``logs`` and the tags of the rows really inserted; how many rows were inserted."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._write, logs, inserts)
+        return await loop.run_in_executor(self._executor, self._write, logs)
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
 
-    def _write(self, logs: Sequence[RequestLog], inserts: Sequence[Statement]) -> int:
+    def _write(self, logs: Sequence[RequestLog]) -> int:
+        # The values are made here too: serializing a batch's bodies took milliseconds, in one piece, on the
+        # event loop; on this thread the loop takes the GIL back every switch interval.
+        inserts = self._statements(logs)
         connection = self._connect()
         statement: str = "BEGIN IMMEDIATE"
         try:

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 _STOP: Final = object()
 _TIMED_OUT: Final = object()
 #: Rows the writer's task builds between two yields to the event loop (each takes tens of microseconds).
-BUILD_SLICE = 64
+BUILD_SLICE = 16
 
 RowSource = RequestLog | Callable[[], RequestLog]
 """A row, or a function that builds it: the writer's task builds deferred rows, off the request path."""
