@@ -334,3 +334,9 @@ def test_insert_values_are_what_sqlalchemy_would_bind(dialect: Dialect) -> None:
             processor = request_logs.c[name].type.dialect_impl(dialect).bind_processor(dialect)
             expected.append(processor(row[name]) if processor else row[name])
         assert insert.values(log) == expected
+
+
+async def test_closing_a_store_twice_is_harmless(store: SQLStore) -> None:
+    await store.logs.write_batch([make_log(1)])
+    await store.logs.close()
+    await store.logs.close()

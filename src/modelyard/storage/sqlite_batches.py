@@ -35,6 +35,7 @@ class SQLiteBatchWriter:
         self._tag_rows = tag_rows
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelyard-log-sqlite")
         self._connection: sqlite3.Connection | None = None  # made and used on the executor's thread only
+        self._closed = False
 
     async def write(self, logs: Sequence[RequestLog]) -> int:
         """Insert ``logs`` and the tags of the rows really inserted; how many rows were inserted."""
@@ -42,6 +43,10 @@ class SQLiteBatchWriter:
         return await loop.run_in_executor(self._executor, self._write, logs)
 
     async def close(self) -> None:
+        """Close the connection and end the thread (a later ``write`` fails like an unreachable database)."""
+        if self._closed:
+            return
+        self._closed = True
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
