@@ -74,7 +74,7 @@ class HealthRoutes:
 
 
 class RoutingCollector(Collector):
-    """Prometheus gauges read from the health board at scrape time."""
+    """Prometheus gauges read at scrape time from the health board, the shared state and the log writer."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
