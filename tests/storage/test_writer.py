@@ -271,3 +271,59 @@ async def test_a_cancelled_writer_spills_the_rows_it_was_building(spill_dir: Pat
         orjson.loads(line)["request_id"] for p in spill_dir.glob("*.jsonl") for line in p.read_text().splitlines()
     ]
     assert sorted(spilled) == [f"req_{i:06d}" for i in range(3 * BUILD_SLICE)] and sink.rows == {}
+
+
+async def test_live_rows_are_written_between_the_chunks_of_a_long_replay(spill_dir: Path) -> None:
+    """A replay goes one chunk at a time when live rows wait, and resumes where it stopped (nothing twice)."""
+    order: list[str] = []
+
+    class RecordingSink(MemorySink):
+        async def write_batch(self, logs: Sequence[RequestLog]) -> int:
+            order.append("outage" if int(logs[0].request_id[4:]) < 60 else "live")
+            await asyncio.sleep(0.01)  # a database round trip: live rows queue meanwhile
+            return await super().write_batch(logs)
+
+    sink = RecordingSink()
+    sink.down = True
+    writer = LogWriter(sink, spill_dir=spill_dir, batch_size=10, flush_interval=0.01, retry_initial=0.05)
+    for i in range(60):  # req_000000..59: six replay chunks
+        writer.submit(make_log(i))
+    await asyncio.sleep(0.1)
+    assert writer.stats.spilled == 60
+    order.clear()
+    sink.down = False
+
+    async def live() -> None:
+        for i in range(200, 300):
+            writer.submit(make_log(i))
+            await asyncio.sleep(0.002)
+
+    await live()
+    await writer.close()
+    stats = writer.stats
+    assert len(sink.rows) == 160 and stats.replayed == stats.spilled >= 60 and stats.duplicates == 0
+    replayed = [i for i, kind in enumerate(order) if kind == "outage"]
+    assert len(replayed) == 6 and any(order[i] == "live" for i in range(replayed[0], replayed[-1]))
+    assert _files(spill_dir) == []
+
+
+async def test_a_replay_cancelled_mid_chunk_starts_its_file_again(spill_dir: Path) -> None:
+    """Cancelled while a replayed chunk was being written: that chunk must not count as done."""
+    sink = MemorySink()
+    sink.down = True
+    writer = LogWriter(sink, spill_dir=spill_dir, batch_size=10, retry_initial=0.01)
+    for i in range(30):
+        writer.submit(make_log(i))
+    await writer.close()  # everything spilled: one pending file of three chunks
+    sink.down = False
+    sink.gate = asyncio.Event()  # the first chunk's write hangs
+    second = LogWriter(sink, spill_dir=spill_dir, batch_size=10)
+    second.start()
+    while sink.calls == 0:
+        await asyncio.sleep(0.005)
+    await second.close(timeout=0.05)  # gives up on the hung write: the replay is cancelled mid-chunk
+    assert sink.rows == {} and [name.split("-")[0] for name in _files(spill_dir)] == ["pending"]
+    sink.gate.set()
+    async with LogWriter(sink, spill_dir=spill_dir, batch_size=10):
+        await asyncio.sleep(0.1)
+    assert sorted(sink.rows) == [f"req_{i:06d}" for i in range(30)] and _files(spill_dir) == []

@@ -11,7 +11,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import TextIO
 
@@ -114,7 +114,7 @@ class SpillDir:
         self.rotate()
 
 
-def read_chunks(path: Path, size: int) -> Iterator[list[str]]:
+def read_chunks(path: Path, size: int) -> Generator[list[str], None, None]:
     """The non-empty lines of ``path`` in lists of at most ``size`` (reads as it goes)."""
     chunk: list[str] = []
     with path.open(encoding="utf-8") as handle:

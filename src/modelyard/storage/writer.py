@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -103,6 +103,9 @@ class LogWriter:
         self._retry_at = 0.0
         self._stats = WriterStats()
         self._task: asyncio.Task[None] | None = None
+        # The spill file being replayed and the rest of its chunks; then the files this round has still to start.
+        self._replaying: tuple[Path, Generator[list[str], None, None]] | None = None
+        self._replay_paths: list[Path] = []
         self._closed = False
         self._finished = False
 
@@ -169,7 +172,8 @@ class LogWriter:
             self._retry_at = 0.0
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(deadline - loop.time()):
-                    await self._replay()
+                    await self._replay(live_first=False)
+        self._stop_replay()
         self._spill.close()
         self._finished = True
         if self._log_handle is not None:
@@ -302,29 +306,52 @@ class LogWriter:
                 self._reject([log.model_dump_json() + "\n"])
         return inserted
 
-    async def _replay(self) -> None:
-        """Write every pending spill file to the database, deleting each once it is all in."""
-        try:
-            self._spill.rotate()
-            paths = self._spill.pending_files()
-        except OSError as exc:
-            logger.error("cannot read the spill folder %s: %s", self._spill.folder, exc)
-            return
-        for path in paths:
+    async def _replay(self, *, live_first: bool = True) -> None:
+        """Write the pending spill files to the database, deleting each once it is all in. With ``live_first``,
+        stop after a chunk when a batch of live rows waits: the next call goes on where this one stopped, so the
+        live queue (and memory) does not grow while a long outage's spill is replayed."""
+        if self._replaying is None and not self._replay_paths:
             try:
-                for lines in read_chunks(path, self._batch_size):
-                    logs = self._parse(lines)
-                    await self._store_rows(logs)
-                    self._stats.replayed += len(logs)
+                self._spill.rotate()
+                self._replay_paths = self._spill.pending_files()
+            except OSError as exc:
+                logger.error("cannot read the spill folder %s: %s", self._spill.folder, exc)
+                return
+        while self._replaying is not None or self._replay_paths:
+            if self._replaying is None:
+                path = self._replay_paths.pop(0)
+                self._replaying = path, read_chunks(path, self._batch_size)
+            path, chunks = self._replaying
+            try:
+                lines = next(chunks, None)
+                if lines is None:
+                    self._replaying = None
+                    path.unlink(missing_ok=True)
+                    logger.info("replayed spilled request logs from %s", path.name)
+                    continue
+                logs = self._parse(lines)
+                await self._store_rows(logs)
+                self._stats.replayed += len(logs)
             except FileNotFoundError:
-                continue  # another writer on this folder replayed it
+                self._replaying = None  # another writer on this folder replayed it
+                continue
+            except asyncio.CancelledError:
+                self._stop_replay()  # this chunk may not be in: the next replay starts the file again
+                raise
             except Exception as exc:
+                self._stop_replay()  # the next try starts the file again: rows already in are skipped
                 self._failed(exc)
                 return
-            path.unlink(missing_ok=True)
-            logger.info("replayed spilled request logs from %s", path.name)
+            if live_first and self._queue.qsize() >= self._batch_size:
+                return
         self._spill.replayed()
         self._recovered()
+
+    def _stop_replay(self) -> None:
+        if self._replaying is not None:
+            self._replaying[1].close()
+        self._replaying = None
+        self._replay_paths = []
 
     def _parse(self, lines: list[str]) -> list[RequestLog]:
         logs: list[RequestLog] = []
