@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,9 @@ SQLITE_PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
 )
+
+
+_PRAGMA_ATTEMPTS = 20
 
 
 def default_url() -> str:
@@ -113,10 +118,24 @@ def _sqlite_options(url: URL) -> dict[str, Any]:
     return {"connect_args": {"timeout": 30, "cached_statements": 16}, "pool_pre_ping": False}
 
 
+def apply_sqlite_pragmas(execute: Callable[[str], object]) -> None:
+    """``SQLITE_PRAGMAS`` on a new connection. Setting the journal mode can fail at once with "database is
+    locked" (SQLite skips the busy wait when waiting could deadlock) while another connection migrates a new
+    file, so a locked pragma is tried again for up to ~10 s."""
+    for pragma in SQLITE_PRAGMAS:
+        for attempt in range(1, _PRAGMA_ATTEMPTS + 1):
+            try:
+                execute(pragma)
+                break
+            except Exception as exc:  # sqlite3's, or the aiosqlite adapter's, OperationalError
+                if "database is locked" not in str(exc) or attempt == _PRAGMA_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * attempt)
+
+
 def _sqlite_on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        for pragma in SQLITE_PRAGMAS:
-            cursor.execute(pragma)
+        apply_sqlite_pragmas(cursor.execute)
     finally:
         cursor.close()

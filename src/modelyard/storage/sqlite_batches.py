@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from modelyard.storage.base import RequestLog
-from modelyard.storage.engine import SQLITE_PRAGMAS, scrub_nul
+from modelyard.storage.engine import apply_sqlite_pragmas, scrub_nul
 
 Statement = tuple[str, Sequence[Any]]
 Statements = Callable[[Sequence[RequestLog]], Sequence[Statement]]
@@ -55,9 +55,9 @@ class SQLiteBatchWriter:
         # The values are made here too: serializing a batch's bodies took milliseconds, in one piece, on the
         # event loop; on this thread the loop takes the GIL back every switch interval.
         inserts = self._statements(logs)
-        connection = self._connect()
-        statement: str = "BEGIN IMMEDIATE"
+        statement = "BEGIN IMMEDIATE"
         try:
+            connection = self._connect()
             connection.execute(statement)
             stored = self._stored_ids(connection, [log for log in logs if log.tags])
             inserted = 0
@@ -89,8 +89,7 @@ class SQLiteBatchWriter:
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
             connection = sqlite3.connect(self._path, timeout=30, isolation_level=None, cached_statements=16)
-            for pragma in SQLITE_PRAGMAS:
-                connection.execute(pragma)
+            apply_sqlite_pragmas(connection.execute)
             self._connection = connection
         return self._connection
 
