@@ -41,7 +41,7 @@ LF_EXPECTED = [("x", "a"), (None, "b"), (None, "c\n d"), (None, '{"k": 1}'), (No
 
 @given(st.lists(st.integers(min_value=0, max_value=len(LF_PAYLOAD)), max_size=6))
 def test_lf_only_streams_split_anywhere_give_the_same_events(cuts: list[int]) -> None:
-    """The LF-only fast path (every provider's line ending), a multi-byte character cut in two included."""
+    """LF line endings (what every provider sends), a multi-byte character cut in two included."""
     points = sorted(set(cuts))
     parts = [LF_PAYLOAD[a:b] for a, b in zip([0, *points], [*points, len(LF_PAYLOAD)], strict=True)]
     assert decode(*parts) == LF_EXPECTED

@@ -164,17 +164,8 @@ def _fold(value: str) -> str:
 
 
 _SECRET_NAMES = frozenset({"api_key", "apikey", "authorization", "x_api_key", "password", "secret", "access_token"})
-#: Every secret field name, folded, contains one of these (``-`` may stand for ``_``).
-_SECRET_NAME_NEEDLES = (
-    "api_key",
-    "api-key",
-    "apikey",
-    "authorization",
-    "password",
-    "secret",
-    "access_token",
-    "access-token",
-)
+#: Text that a secret field name's JSON key contains, however its separators are written (``-`` or ``_``).
+_SECRET_NAME_NEEDLES = tuple(sorted({n for name in _SECRET_NAMES for n in (name, name.replace("_", "-"))}))
 
 
 def _is_secret_name(key: str) -> bool:

@@ -57,22 +57,6 @@ class SSEDecoder:
         self._buffer += chunk
         if len(self._buffer) > MAX_EVENT_BYTES:
             raise ValueError("SSE line exceeds the size limit")
-        if b"\r" in self._buffer:
-            return self._feed_any_line_ends()
-        # LF only (what every provider sends): one split in C instead of a search per line.
-        *lines, self._buffer = self._buffer.split(b"\n")
-        events: list[SSEEvent] = []
-        for raw in lines:
-            if raw.startswith(b"data:"):
-                value = raw[6:] if raw[5:6] == b" " else raw[5:]
-                self._data.append(value.decode("utf-8", errors="replace"))
-                continue
-            event = self._line(raw.decode("utf-8", errors="replace"))
-            if event is not None:
-                events.append(event)
-        return events
-
-    def _feed_any_line_ends(self) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         buffer, start = self._buffer, 0
         while True:

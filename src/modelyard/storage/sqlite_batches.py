@@ -22,7 +22,8 @@ from modelyard.storage.engine import apply_sqlite_pragmas, scrub_nul
 Statement = tuple[str, Sequence[Any]]
 Statements = Callable[[Sequence[RequestLog]], Sequence[Statement]]
 TagRows = Callable[[Sequence[RequestLog], set[str]], list[dict[str, str]]]
-_STORED_IDS_PAGE = 500
+#: Request ids per lookup of which are already stored (well under every driver's limit on bound values).
+STORED_IDS_PAGE = 500
 _INSERT_TAG = "INSERT INTO request_log_tags (request_id, tag) VALUES (:request_id, :tag) ON CONFLICT DO NOTHING"
 
 
@@ -79,8 +80,8 @@ class SQLiteBatchWriter:
     def _stored_ids(connection: sqlite3.Connection, tagged: Sequence[RequestLog]) -> set[str]:
         ids = list({scrub_nul(log.request_id) for log in tagged})
         found: set[str] = set()
-        for start in range(0, len(ids), _STORED_IDS_PAGE):
-            page = ids[start : start + _STORED_IDS_PAGE]
+        for start in range(0, len(ids), STORED_IDS_PAGE):
+            page = ids[start : start + STORED_IDS_PAGE]
             marks = ", ".join("?" * len(page))
             rows = connection.execute(f"SELECT request_id FROM request_logs WHERE request_id IN ({marks})", page)  # noqa: S608
             found.update(row[0] for row in rows)
