@@ -3,6 +3,7 @@
 Starts the mock upstream (``mock_upstream.py``) and, each in its own process with one worker, on 127.0.0.1:
   direct            the mock itself
   relay             ``aiohttp_relay.py`` (the CPU floor of issue 4's target)
+  asgi-relay        ``asgi_relay.py``: the same relay as a bare ASGI app on uvicorn, the server stack modelyard uses
   modelyard         one uvicorn worker, request logging ON into a SQLite file in a temp dir
   modelyard-nolog   the same with ``MODELYARD_LOG_REQUESTS=false`` (shows what logging costs)
   modelyard-b       a second ``modelyard`` (logging on): its difference from the first is the noise floor (A/A)
@@ -37,7 +38,7 @@ from load import revision
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
 LITELLM = Path(os.environ.get("LITELLM_BIN", "/tmp/litellm-venv/bin/litellm"))
-ALL_TARGETS = ("direct", "relay", "modelyard", "modelyard-nolog", "modelyard-b", "litellm")
+ALL_TARGETS = ("direct", "relay", "asgi-relay", "modelyard", "modelyard-nolog", "modelyard-b", "litellm")
 PATH = "/v1/chat/completions"
 
 
@@ -157,6 +158,10 @@ def launch(names: list[str], tmp: Path, chunks: int, targets: dict[str, Target])
         if name == "relay":
             target = Target(name, free_port(), "x", log=tmp / "relay.log")
             argv = [PY, str(HERE / "aiohttp_relay.py"), "--port", str(target.port), "--upstream", upstream]
+            start(target, argv, dict(os.environ), tmp)
+        elif name == "asgi-relay":
+            target = Target(name, free_port(), "x", log=tmp / "asgi-relay.log")
+            argv = [PY, str(HERE / "asgi_relay.py"), "--port", str(target.port), "--upstream", upstream]
             start(target, argv, dict(os.environ), tmp)
         elif name in ("modelyard", "modelyard-nolog", "modelyard-b"):
             target = Target(name, free_port(), "up/x", log=tmp / f"{name}.log")

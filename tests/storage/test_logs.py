@@ -6,16 +6,17 @@ import csv
 import io
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import Dialect
+from sqlalchemy import Dialect, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.dialects.sqlite.aiosqlite import dialect as sqlite_dialect
 
 from modelyard.errors import BadRequestError
-from modelyard.storage import LogQuery, RequestLog, SQLStore
+from modelyard.storage import LogQuery, RequestLog, SQLStore, open_store
 from modelyard.storage.base import MAX_SEARCH_TEXT
 from modelyard.storage.engine import json_dumps, scrub_nul
 from modelyard.storage.schema import request_logs
@@ -340,3 +341,27 @@ async def test_closing_a_store_twice_is_harmless(store: SQLStore) -> None:
     await store.logs.write_batch([make_log(1)])
     await store.logs.close()
     await store.logs.close()
+
+
+async def _fts_integrity(store: SQLStore) -> None:
+    """FTS5's own check that its index holds exactly the words of the rows it is over (raises otherwise)."""
+    async with store.engine.begin() as connection:
+        await connection.execute(text("INSERT INTO request_logs_fts(request_logs_fts) VALUES ('integrity-check')"))
+
+
+@pytest.mark.parametrize("where", ["file", "memory"])
+async def test_sqlite_full_text_index_matches_the_rows(where: str, tmp_path: Path) -> None:
+    """SQLite indexes each batch's new rows itself (no per-row trigger): duplicates skipped by a batch are not
+    indexed twice, retention removes rows from the index, and both insert paths (the batch thread for a file,
+    the engine for memory) index alike."""
+    url = f"sqlite:///{tmp_path / 'fts.db'}" if where == "file" else "sqlite://"
+    async with await open_store(url) as store:
+        await store.logs.write_batch([make_log(1, messages=[{"role": "user", "content": "first walrus"}])])
+        again = [make_log(1, messages=[{"role": "user", "content": "first walrus"}])]
+        assert await store.logs.write_batch(again + [make_log(n, created_at=T0 + timedelta(days=n)) for n in (2, 3)]) == 2
+        await _fts_integrity(store)
+        assert [log.request_id for log in await store.logs.search("walrus")] == ["req_000001"]
+        assert await store.logs.count(LogQuery(text="number")) == 3
+        assert await store.logs.delete_older_than(T0 + timedelta(days=3)) == 2
+        await _fts_integrity(store)
+        assert await store.logs.search("walrus") == [] and await store.logs.count(LogQuery(text="number")) == 1

@@ -22,13 +22,14 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from modelyard.storage.base import ExportFormat, GroupBy, LogPage, LogQuery, RequestLog, SummaryRow
 from modelyard.storage.engine import is_memory_sqlite, scrub_nul
-from modelyard.storage.schema import UTCDateTime, request_log_tags, request_logs
+from modelyard.storage.schema import INDEX_LOGS_AFTER, LAST_LOG_ID, UTCDateTime, request_log_tags, request_logs
 from modelyard.storage.sql_filters import (
     OnConflictInsert,
     after_cursor,
@@ -75,9 +76,13 @@ class LogInsert:
 
     async def __call__(self, connection: AsyncConnection, logs: Sequence[RequestLog]) -> int:
         """Insert ``logs`` on ``connection`` (in its transaction); how many were really inserted."""
+        sqlite = self._dialect.name == "sqlite"
+        last_id = await connection.scalar(text(LAST_LOG_ID)) if sqlite else None
         inserted = 0
         for sql, params in self.statements(logs):
             inserted += (await connection.exec_driver_sql(sql, params)).rowcount
+        if sqlite and inserted:
+            await connection.exec_driver_sql(INDEX_LOGS_AFTER, (last_id,))
         return inserted
 
     def statements(self, logs: Sequence[RequestLog]) -> list[tuple[str, tuple[Any, ...]]]:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from modelyard.storage.base import RequestLog
 from modelyard.storage.engine import apply_sqlite_pragmas, scrub_nul
+from modelyard.storage.schema import INDEX_LOGS_AFTER, LAST_LOG_ID
 
 Statement = tuple[str, Sequence[Any]]
 Statements = Callable[[Sequence[RequestLog]], Sequence[Statement]]
@@ -28,7 +29,7 @@ _INSERT_TAG = "INSERT INTO request_log_tags (request_id, tag) VALUES (:request_i
 
 
 class SQLiteBatchWriter:
-    """Runs each batch's transaction (stored-id check, inserts, tags) in one call on its own thread."""
+    """Runs each batch's transaction (stored-id check, inserts, full-text index, tags) in one call on its own thread."""
 
     def __init__(self, path: str, statements: Statements, tag_rows: TagRows) -> None:
         self._path = path
@@ -60,10 +61,15 @@ class SQLiteBatchWriter:
         try:
             connection = self._connect()
             connection.execute(statement)
+            statement = LAST_LOG_ID
+            (last_id,) = connection.execute(statement).fetchone()
             stored = self._stored_ids(connection, [log for log in logs if log.tags])
             inserted = 0
             for statement, params in inserts:
                 inserted += connection.execute(statement, params).rowcount
+            if inserted:
+                statement = INDEX_LOGS_AFTER
+                connection.execute(statement, (last_id,))
             tags = self._tag_rows(logs, stored)
             if tags:
                 statement = _INSERT_TAG
