@@ -358,7 +358,8 @@ async def test_sqlite_full_text_index_matches_the_rows(where: str, tmp_path: Pat
     async with await open_store(url) as store:
         await store.logs.write_batch([make_log(1, messages=[{"role": "user", "content": "first walrus"}])])
         again = [make_log(1, messages=[{"role": "user", "content": "first walrus"}])]
-        assert await store.logs.write_batch(again + [make_log(n, created_at=T0 + timedelta(days=n)) for n in (2, 3)]) == 2
+        later = [make_log(n, created_at=T0 + timedelta(days=n)) for n in (2, 3)]
+        assert await store.logs.write_batch(again + later) == 2
         await _fts_integrity(store)
         assert [log.request_id for log in await store.logs.search("walrus")] == ["req_000001"]
         assert await store.logs.count(LogQuery(text="number")) == 3
