@@ -100,6 +100,11 @@ class ServerSettings(_Frozen):
     stream_idle_timeout: float = Field(default=300.0, gt=0, description="seconds between streamed chunks")
     drain_seconds: float = Field(default=30.0, ge=0, description="SIGTERM: time for in-flight requests")
     cors_origins: list[str] = Field(default_factory=list, description="CORS is off unless origins are listed")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header names served (globs; '*' any). Without a master key, loopback names always are "
+        "and nothing else unless listed (DNS-rebinding defence); with one, no check unless listed",
+    )
 
 
 Strategy = Literal["priority", "weighted", "least_busy", "latency", "cost"]

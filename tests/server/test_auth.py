@@ -13,6 +13,7 @@ import pytest
 from modelyard import errors
 from modelyard.config import Settings
 from modelyard.providers.fake import FakeReply
+from modelyard.server.hosts import host_name
 from modelyard.server.run import is_loopback, serve
 from modelyard.types.usage import Usage
 from tests.server.conftest import fake_of, server_settings
@@ -147,6 +148,65 @@ def test_cors_star_never_allows_credentials(tmp_path: pathlib.Path) -> None:
         assert response.headers.get("access-control-allow-credentials") != "true"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/chat/completions", "/admin/logs", "/", "/health"])
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:4000", "127.0.0.1.nip.io", "0.0.0.0:4000"])
+def test_without_master_key_only_loopback_hosts_are_served(live: LiveServer, host: str, path: str) -> None:
+    """DNS rebinding: a web page whose name now points at 127.0.0.1 must not get answers from a keyless server."""
+    response = httpx2.post(f"{live.url}{path}", headers={"Host": host}, json={"model": "fake/m", "messages": HELLO})
+    assert response.status_code == 403, (host, path, response.status_code)
+    error = response.json()["error"]
+    assert error["code"] == "host_not_allowed" and error["type"] == "permission_error"
+    assert response.headers["x-should-retry"] == "false"
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST.", "app.localhost", "127.0.0.1", "127.9.9.9", "[::1]"])
+def test_loopback_hosts_are_served_without_master_key(live: LiveServer, host: str) -> None:
+    port = live.url.rsplit(":", 1)[1]
+    for header in (host, f"{host}:{port}"):
+        response = httpx2.get(f"{live.url}/v1/models", headers={"Host": header})
+        assert response.status_code == 200, (header, response.text)
+
+
+def test_allowed_hosts_extend_the_loopback_names(tmp_path: pathlib.Path) -> None:
+    server = LiveServer(server_settings(tmp_path, server={"allowed_hosts": ["gateway.internal", "*.corp.example"]}))
+    server.start()
+    try:
+        for host, status in [
+            ("gateway.internal:4000", 200),
+            ("a.corp.example", 200),
+            ("localhost", 200),
+            ("corp.example", 403),
+            ("gateway.internal.evil.example", 403),
+        ]:
+            assert httpx2.get(f"{server.url}/v1/models", headers={"Host": host}).status_code == status, host
+    finally:
+        server.stop()
+
+
+def test_with_master_key_hosts_are_not_checked_unless_listed(secured: LiveServer) -> None:
+    """A master key protects every route, so any name may reach the server (behind a proxy, in a container)."""
+    response = httpx2.get(
+        f"{secured.url}/v1/models", headers={"Host": "gateway.example.com", "Authorization": f"Bearer {MASTER}"}
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("LocalHost:4000", "localhost"),
+        ("[::1]:4000", "::1"),
+        ("[::1]", "::1"),
+        ("example.com.", "example.com"),
+        ("::1", "::1"),
+        ("127.0.0.1:80", "127.0.0.1"),
+        (" a.b ", "a.b"),
+    ],
+)
+def test_host_name_parsing(header: str, name: str) -> None:
+    assert host_name(header) == name
 
 
 def test_refuses_to_listen_publicly_without_master_key() -> None:

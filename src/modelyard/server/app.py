@@ -25,6 +25,7 @@ from modelyard.server.anthropic_routes import AnthropicRoutes
 from modelyard.server.auth import AuthMiddleware, KeyResolver, KeySpendMiddleware
 from modelyard.server.errors import error_response
 from modelyard.server.health import HealthRoutes, RoutingCollector
+from modelyard.server.hosts import HostAllowList, HostCheckMiddleware
 from modelyard.server.http import json_response
 from modelyard.server.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
 from modelyard.server.metrics import Metrics, MetricsMiddleware
@@ -102,6 +103,9 @@ def _middleware(settings: Settings, resolver: KeyResolver, sessions: WebSessions
                 allow_credentials="*" not in origins,
             ),
         )
+    hosts = HostAllowList(settings.server.allowed_hosts, loopback=not settings.master_key)
+    if hosts.active:
+        stack.insert(0, Middleware(HostCheckMiddleware, hosts=hosts))  # before anything reads the request
     web_gate = WebGate(sessions) if sessions is not None else None
     stack.append(Middleware(AuthMiddleware, master_key=settings.master_key, resolver=resolver, web_gate=web_gate))
     return stack

@@ -1,0 +1,82 @@
+"""Which ``Host`` headers a server without a master key answers: loopback names only (DNS-rebinding defence).
+
+Without a master key the server has no auth, which is safe only because it listens on loopback. A web page can
+still reach it through DNS rebinding: its own name, re-pointed at 127.0.0.1, makes the browser send the page's
+requests here with ``Host: attacker.example`` and lets the page read the answers (same origin, so CORS never
+applies). Those requests are refused unless the host is a loopback name or address, or listed in
+``server.allowed_hosts``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+from collections.abc import Sequence
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from modelyard import errors
+from modelyard.server.errors import error_response
+
+
+def host_name(header: str) -> str:
+    """The name or address of a ``Host`` header, without port, brackets, trailing dot or case."""
+    value = header.strip().lower()
+    if value.startswith("["):  # [v6]:port
+        value = value[1 : value.find("]")] if "]" in value else value[1:]
+    elif value.count(":") == 1:
+        value = value.rsplit(":", 1)[0]
+    return value.rstrip(".")
+
+
+def is_loopback_name(name: str) -> bool:
+    """``localhost``, ``*.localhost`` (RFC 6761: never resolved through DNS) or a loopback address."""
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class HostAllowList:
+    """Answers whether a request's ``Host`` may be served; patterns are ``fnmatch`` globs (``*`` allows any)."""
+
+    def __init__(self, allowed: Sequence[str], loopback: bool) -> None:
+        self._patterns = tuple(pattern.lower().rstrip(".") for pattern in allowed)
+        self._loopback = loopback  # loopback names are allowed too (the no-master-key mode)
+
+    @property
+    def active(self) -> bool:
+        return self._loopback or bool(self._patterns)
+
+    def allows(self, header: str | None) -> bool:
+        if header is None:
+            return True  # not a browser (every browser sends Host), so not a rebinding page
+        name = host_name(header)
+        if self._loopback and is_loopback_name(name):
+            return True
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self._patterns)
+
+
+class HostCheckMiddleware:
+    """ASGI middleware: 403 (OpenAI error shape) for a request whose ``Host`` the allow-list refuses."""
+
+    def __init__(self, app: ASGIApp, hosts: HostAllowList) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            header = next((value for name, value in scope["headers"] if name == b"host"), None)
+            host = header.decode("latin-1") if header is not None else None
+            if not self.hosts.allows(host):
+                error = errors.PermissionDeniedError(
+                    f"Host {host!r} is not served here: this server has no master key, so it answers only "
+                    "loopback names (localhost, 127.0.0.1, [::1]); add the name to server.allowed_hosts, or "
+                    "set a master key",
+                    code="host_not_allowed",
+                )
+                await error_response(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
