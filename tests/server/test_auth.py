@@ -185,6 +185,20 @@ def test_allowed_hosts_extend_the_loopback_names(tmp_path: pathlib.Path) -> None
         server.stop()
 
 
+def test_with_master_key_listed_hosts_are_enforced(tmp_path: pathlib.Path) -> None:
+    settings = server_settings(tmp_path, master_key=MASTER, server={"allowed_hosts": ["gateway.example.com"]})
+    server = LiveServer(settings).start()
+    try:
+        auth = {"Authorization": f"Bearer {MASTER}"}
+        ok = httpx2.get(f"{server.url}/v1/models", headers={"Host": "gateway.example.com", **auth})
+        assert ok.status_code == 200
+        refused = httpx2.get(f"{server.url}/v1/models", headers={"Host": "localhost", **auth})
+        assert refused.status_code == 403
+        assert refused.json()["error"]["message"] == "Host 'localhost' is not in server.allowed_hosts"
+    finally:
+        server.stop()
+
+
 def test_with_master_key_hosts_are_not_checked_unless_listed(secured: LiveServer) -> None:
     """A master key protects every route, so any name may reach the server (behind a proxy, in a container)."""
     response = httpx2.get(

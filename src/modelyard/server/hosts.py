@@ -50,9 +50,16 @@ class HostAllowList:
     def active(self) -> bool:
         return self._loopback or bool(self._patterns)
 
-    def allows(self, header: str | None) -> bool:
-        if header is None:
-            return True  # not a browser (every browser sends Host), so not a rebinding page
+    def refusal(self, host: str) -> str:
+        """Why ``host`` is refused, and what to change."""
+        if self._loopback:
+            return (
+                f"Host {host!r} is not served here: without a master key this server answers only loopback names "
+                "(localhost, 127.0.0.1, [::1]); add the name to server.allowed_hosts, or set a master key"
+            )
+        return f"Host {host!r} is not in server.allowed_hosts"
+
+    def allows(self, header: str) -> bool:
         name = host_name(header)
         if self._loopback and is_loopback_name(name):
             return True
@@ -70,13 +77,9 @@ class HostCheckMiddleware:
         if scope["type"] == "http":
             header = next((value for name, value in scope["headers"] if name == b"host"), None)
             host = header.decode("latin-1") if header is not None else None
-            if not self.hosts.allows(host):
-                error = errors.PermissionDeniedError(
-                    f"Host {host!r} is not served here: this server has no master key, so it answers only "
-                    "loopback names (localhost, 127.0.0.1, [::1]); add the name to server.allowed_hosts, or "
-                    "set a master key",
-                    code="host_not_allowed",
-                )
+            # No Host at all is not a browser (every browser sends one), so not a rebinding page.
+            if host is not None and not self.hosts.allows(host):
+                error = errors.PermissionDeniedError(self.hosts.refusal(host), code="host_not_allowed")
                 await error_response(error)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -97,8 +97,8 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level:
         log_config=None,  # keep configure_logging's redacting handler
         access_log=False,
         server_header=False,
-        # Nothing here reads the client address or scheme, so X-Forwarded-* is not trusted and not parsed
-        # (uvicorn's default trusts it from 127.0.0.1, one more ASGI layer on every request).
+        # Nothing here reads the client address or scheme, so X-Forwarded-* is neither parsed nor trusted
+        # (uvicorn's default trusts it from 127.0.0.1, where any local program can send it).
         proxy_headers=False,
         lifespan="on",
     )
