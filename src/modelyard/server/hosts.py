@@ -30,7 +30,9 @@ def host_name(header: str) -> str:
 
 
 def is_loopback_name(name: str) -> bool:
-    """``localhost``, ``*.localhost`` (RFC 6761: never resolved through DNS) or a loopback address."""
+    """``localhost``, ``*.localhost`` (RFC 6761: never resolved through DNS) or a loopback address.
+
+    Unlike ``server.run.is_loopback`` this never resolves the name: under rebinding the attacker's DNS answers."""
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
