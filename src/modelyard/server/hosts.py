@@ -1,10 +1,10 @@
-"""Which ``Host`` headers a server without a master key answers: loopback names only (DNS-rebinding defence).
+"""Which ``Host`` headers the server answers: without a master key, loopback names only (DNS-rebinding defence).
 
 Without a master key the server has no auth, which is safe only because it listens on loopback. A web page can
 still reach it through DNS rebinding: its own name, re-pointed at 127.0.0.1, makes the browser send the page's
 requests here with ``Host: attacker.example`` and lets the page read the answers (same origin, so CORS never
 applies). Those requests are refused unless the host is a loopback name or address, or listed in
-``server.allowed_hosts``.
+``server.allowed_hosts``. With a master key, only a non-empty ``server.allowed_hosts`` is enforced.
 """
 
 from __future__ import annotations
