@@ -16,11 +16,13 @@ from modelyard import errors, tokens
 from modelyard.config import Settings, data_dir, load_settings
 from modelyard.gateway_middleware import (
     KeyCache,
+    OpenedStream,
     build_router,
     check_context,
     deployment_spec,
     estimate_tokens,
     load_middleware,
+    open_copies,
     open_shared_state,
     open_stream,
     recorded,
@@ -356,14 +358,18 @@ class Gateway:
         )
         call.info.dropped_params = dropped
         pcall = ProviderCall(adjusted, call.request_id, api_key, base, headers, call.options.extra_body)
+        copies = call.chat_request.n or 1 if "n" in dropped else 1  # n > 1 emulated where the upstream ignores n
         if call.kind == "chat":
             pcall.timeouts = Timeouts(base.connect, base.read, base.write, base.pool, deadline.remaining())
-            copies = call.chat_request.n or 1 if "n" in dropped else 1
-            # n > 1 emulated, one by one, where the upstream ignores n
             replies = [await retrying(lambda: provider.chat(pcall)) for _ in range(copies)]
             chat = merge_choices(replies) if copies > 1 else replies[0]
             return self._served(call, provider_name, deployment.model, chat)
-        first, batches = await retrying(lambda: open_stream(provider, pcall, wants_stream_emulation(rules)))
+        emulate = wants_stream_emulation(rules)
+
+        def open_one() -> Awaitable[OpenedStream]:
+            return retrying(lambda: open_stream(provider, pcall, emulate))
+
+        first, batches = await (open_copies(open_one, copies) if copies > 1 else open_one())
         self._served(call, provider_name, deployment.model, None)
         model = deployment.model
         counted = with_usage(

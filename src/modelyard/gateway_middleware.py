@@ -35,7 +35,7 @@ from modelyard.storage.counters import Counters, MemoryCounters
 from modelyard.storage.flags import RolloutFlags
 from modelyard.storage.shared import SharedRedis
 from modelyard.storage.shared_counters import SharedCounters
-from modelyard.streaming import close_iterator, stream_from_response
+from modelyard.streaming import chain_choice_streams, close_iterator, stream_from_response
 from modelyard.types.chat import AttemptInfo, ChatChunk, ChatRequest
 from modelyard.types.embeddings import EmbeddingRequest
 from modelyard.types.usage import Usage
@@ -333,6 +333,35 @@ async def open_stream(
         await close_iterator(batches)
         raise
     return first, batches
+
+
+OpenedStream = tuple[list[ChatChunk], AsyncIterator[list[ChatChunk]]]
+
+
+async def open_copies(open_one: Callable[[], Awaitable[OpenedStream]], copies: int) -> OpenedStream:
+    """``n`` emulated for a stream: ``copies`` one-choice streams chained, choice ``i`` from stream ``i``.
+
+    One after another, each opened when the previous one ends: the servers that ignore ``n`` (llama.cpp's) serve one
+    request at a time, so concurrent streams would queue behind, or interrupt, each other. Only the first can still
+    fail over; a later one that cannot be opened fails the stream midway."""
+    first, rest = await open_one()
+
+    async def sources() -> AsyncIterator[AsyncIterator[list[ChatChunk]]]:
+        yield _prepended(first, rest)
+        for _ in range(copies - 1):
+            yield _prepended(*await open_one())
+
+    chained = chain_choice_streams(sources())
+    return await chained.__anext__(), chained
+
+
+async def _prepended(first: list[ChatChunk], rest: AsyncIterator[list[ChatChunk]]) -> AsyncIterator[list[ChatChunk]]:
+    try:
+        yield first
+        async for batch in rest:
+            yield batch
+    finally:
+        await close_iterator(rest)
 
 
 async def one_by_one(chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[list[ChatChunk]]:

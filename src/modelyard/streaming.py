@@ -339,18 +339,58 @@ async def with_usage(
     yield [ChatChunk(id=last.id, created=last.created, model=last.model, usage=usage)]
 
 
+def _summed_usage(usages: list[Usage]) -> Usage:
+    """The usage of several answers to one prompt: the prompt counted once, the completions added up."""
+    first = usages[0]
+    return Usage.of(
+        first.prompt_tokens,
+        sum(u.completion_tokens for u in usages),
+        first.cached_tokens,
+        sum(u.reasoning_tokens for u in usages),
+    )
+
+
 def merge_choices(responses: list[ChatResponse]) -> ChatResponse:
     """One response holding every choice of ``responses`` (numbered in order) and their summed usage."""
     first = responses[0]
     choices = [c.model_copy(update={"index": i}) for i, c in enumerate(c for r in responses for c in r.choices)]
     usages = [r.usage for r in responses if r.usage is not None]
-    usage = None
-    if usages:
-        prompt = usages[0].prompt_tokens
-        usage = Usage.of(
-            prompt,
-            sum(u.completion_tokens for u in usages),
-            usages[0].cached_tokens,
-            sum(u.reasoning_tokens for u in usages),
-        )
+    usage = _summed_usage(usages) if usages else None
     return first.model_copy(update={"choices": choices, "usage": usage})
+
+
+def _as_choice(chunk: ChatChunk, index: int, stream_id: str) -> ChatChunk:
+    """A one-choice stream's chunk as choice ``index`` of the merged stream (its usage held back)."""
+    choices = [c.model_copy(update={"index": index}) for c in chunk.choices]
+    return chunk.model_copy(update={"id": stream_id, "choices": choices, "usage": None})
+
+
+async def chain_choice_streams(
+    sources: AsyncIterator[AsyncIterator[list[ChatChunk]]],
+) -> AsyncIterator[list[ChatChunk]]:
+    """One-choice streams (batches of chunks), one after another, as one stream: the ``i``-th becomes choice ``i``,
+    under the first one's id, and one usage chunk (prompt once, completions summed) ends it when every source
+    reported usage. ``sources`` may open each stream only when it is asked for the next one. A failing source
+    fails the whole; closing it closes the source being read."""
+    usages: list[Usage | None] = []
+    stream_id, last = "", None
+    try:
+        async for source in sources:
+            index, usage = len(usages), None
+            try:
+                async for batch in source:
+                    for chunk in batch:
+                        usage = chunk.usage or usage
+                    stream_id = stream_id or batch[0].id
+                    last = batch[-1]
+                    renumbered = [_as_choice(chunk, index, stream_id) for chunk in batch if chunk.choices]
+                    if renumbered:
+                        yield renumbered
+            finally:
+                await close_iterator(source)
+            usages.append(usage)
+    finally:
+        await close_iterator(sources)
+    reported = [u for u in usages if u is not None]
+    if last is not None and len(reported) == len(usages):
+        yield [ChatChunk(id=stream_id, created=last.created, model=last.model, usage=_summed_usage(reported))]

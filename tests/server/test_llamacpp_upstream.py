@@ -104,3 +104,27 @@ def test_chat_and_stream_through_llamacpp_row(gateway_server: LiveServer) -> Non
     assert text
     # llama-cpp-python's server sends no usage in streams: modelyard still delivers it, marked estimated.
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_n_is_emulated_for_llamacpp_plain_and_streamed(gateway_server: LiveServer) -> None:
+    """llama.cpp's server ignores ``n``: the row drops it and modelyard makes ``n`` calls (or merges ``n`` streams)."""
+    sdk = openai.OpenAI(base_url=f"{gateway_server.url}/v1", api_key="unused", max_retries=0)
+    messages = [{"role": "user", "content": "Name a colour."}]
+    plain = sdk.chat.completions.create(model="llamacpp/smollm2", messages=messages, max_tokens=6, n=2)  # type: ignore[arg-type]
+    assert [c.index for c in plain.choices] == [0, 1]
+    assert all(c.message.content for c in plain.choices)
+    chunks = list(
+        sdk.chat.completions.create(
+            model="llamacpp/smollm2",
+            messages=messages,  # type: ignore[arg-type]
+            max_tokens=6,
+            n=2,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    finished = {c.index: c.finish_reason for chunk in chunks for c in chunk.choices if c.finish_reason}
+    assert set(finished) == {0, 1}
+    assert len({chunk.id for chunk in chunks}) == 1
+    usage = chunks[-1].usage
+    assert usage is not None and usage.completion_tokens > 6  # both answers counted (6 tokens at most each)

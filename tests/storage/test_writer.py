@@ -121,6 +121,30 @@ async def test_full_queue_spills_instead_of_blocking(spill_dir: Path) -> None:
     assert _files(spill_dir) == []
 
 
+async def test_queue_is_bounded_in_bytes_too(spill_dir: Path) -> None:
+    sink = MemorySink()
+    sink.gate = asyncio.Event()  # the database hangs while big rows keep coming
+    writer = LogWriter(sink, spill_dir=spill_dir, max_queue=1000, max_queue_bytes=10_000, batch_size=5)
+    for i in range(100):
+        writer.submit(make_log(i), 1_000)
+        assert writer.stats.queued_bytes <= 10_000
+    assert writer.stats.queued <= 10 and writer.stats.spilled >= 85
+    writer.submit(make_log(100), 50_000)  # bigger than the whole budget: spilled, not queued
+    assert writer.stats.queued_bytes <= 10_000
+    sink.gate.set()
+    await writer.close()
+    assert sorted(sink.rows) == [f"req_{i:06d}" for i in range(101)]
+    assert writer.stats.queued_bytes == 0 and writer.stats.lost == 0
+
+
+async def test_one_row_bigger_than_the_byte_budget_still_queues_when_the_queue_is_empty(spill_dir: Path) -> None:
+    sink = MemorySink()
+    async with LogWriter(sink, spill_dir=spill_dir, max_queue_bytes=100) as writer:
+        writer.submit(make_log(1), 5_000)
+        assert writer.stats.queued == 1 and writer.stats.queued_bytes == 5_000
+    assert list(sink.rows) == ["req_000001"] and writer.stats.spilled == 0 and writer.stats.queued_bytes == 0
+
+
 async def test_rows_the_database_refuses_are_set_aside(spill_dir: Path) -> None:
     sink = MemorySink()
     sink.poison = {"req_000003"}
@@ -327,3 +351,23 @@ async def test_a_replay_cancelled_mid_chunk_starts_its_file_again(spill_dir: Pat
     async with LogWriter(sink, spill_dir=spill_dir, batch_size=10):
         await asyncio.sleep(0.1)
     assert sorted(sink.rows) == [f"req_{i:06d}" for i in range(30)] and _files(spill_dir) == []
+
+
+def test_held_bytes_counts_prompt_images_and_answers() -> None:
+    from modelyard.middleware.logging import held_bytes
+    from modelyard.pipeline import Call
+    from modelyard.types.chat import ChatRequest, ChatResponse
+
+    def call(content: object) -> Call:
+        messages = [{"role": "user", "content": content}]
+        return Call("chat", ChatRequest.model_validate({"model": "m", "messages": messages}))
+
+    empty = held_bytes(call(""))
+    image = "data:image/png;base64," + "A" * 1_000_000
+    parts = [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": image}}]
+    assert empty < 4_000
+    assert held_bytes(call("x" * 200_000)) - empty == 200_000
+    assert held_bytes(call(parts)) - empty >= 1_000_000
+    message = {"role": "assistant", "content": "y" * 50_000}
+    answer = ChatResponse.model_validate({"choices": [{"index": 0, "message": message}]})
+    assert held_bytes(call(""), answer) - empty >= 50_000

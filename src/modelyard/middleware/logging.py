@@ -19,12 +19,12 @@ from modelyard.pipeline import Call, ChatStream, Handler, Outcome, StreamEnd
 from modelyard.redaction import Redactor
 from modelyard.storage.base import RequestLog
 from modelyard.streaming import ChunkAccumulator
-from modelyard.types.chat import ChatChunk, ChatRequest, ChatResponse, Message
+from modelyard.types.chat import ChatChunk, ChatRequest, ChatResponse, ContentPart, Message
 from modelyard.types.embeddings import EmbeddingResponse
 from modelyard.types.usage import Usage
 
-LogSink = Callable[[RequestLog | Callable[[], RequestLog]], None]
-"""Takes a row, or a function that builds it later (off the request path)."""
+LogSink = Callable[[RequestLog | Callable[[], RequestLog], int], None]
+"""Takes a row, or a function that builds it later (off the request path), and about how many bytes it holds."""
 TextCounter = Callable[[str, str], int]
 """(model, text) -> tokens; used only when a stream ends before the provider reported usage."""
 
@@ -37,6 +37,35 @@ class _Outcome:
     error: BaseException | None = None
     ttft_ms: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: What one delivered stream chunk keeps alive until its row is built (its text and the accumulator's entry).
+CHUNK_BYTES = 128
+#: A message's or a choice's own objects, beyond its text.
+MESSAGE_BYTES = 512
+
+
+def held_bytes(call: Call, response: ChatResponse | None = None) -> int:
+    """About how much memory a queued row keeps alive: the request's and the response's text, images included.
+
+    An estimate for bounding the writer's queue, cheap enough for every request (no serialization)."""
+    size = 1024
+    request = call.request
+    if isinstance(request, ChatRequest):
+        for message in request.messages:
+            size += MESSAGE_BYTES + _content_bytes(message.content)
+    if response is not None:
+        for choice in response.choices:
+            size += MESSAGE_BYTES + _content_bytes(choice.message.content)
+    return size
+
+
+def _content_bytes(content: str | list[ContentPart] | None) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if not content:
+        return 0
+    return sum(len(p.text or "") + (len(p.image_url.url) if p.image_url else 0) + MESSAGE_BYTES for p in content)
 
 
 class LoggingMiddleware:
@@ -93,7 +122,7 @@ class LoggingMiddleware:
             elif end.error is not None and not isinstance(end.error, asyncio.CancelledError | GeneratorExit):
                 result.status, result.error = "error", end.error
             latency = (time.monotonic() - call.started) * 1000
-            self.sink(lambda: self._stream_row(call, result, acc, latency))
+            self.sink(lambda: self._stream_row(call, result, acc, latency), held_bytes(call) + acc.chunks * CHUNK_BYTES)
 
         return stream.observe(on_chunk, on_end)
 
@@ -123,7 +152,7 @@ class LoggingMiddleware:
     def _emit(self, call: Call, result: _Outcome) -> None:
         # Only the clock is read now; the row (redaction, copies of the bodies) is built by the writer's task.
         latency = (time.monotonic() - call.started) * 1000
-        self.sink(lambda: self._row(call, result, latency))
+        self.sink(lambda: self._row(call, result, latency), held_bytes(call, result.response))
 
     def _row(self, call: Call, result: _Outcome, latency: float) -> RequestLog:
         info, request, usage = call.info, call.request, result.usage

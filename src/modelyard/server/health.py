@@ -112,7 +112,11 @@ class RoutingCollector(Collector):
         stats = writer.stats
         queued = GaugeMetricFamily("modelyard_log_queue_rows", "Request log rows waiting for the writer")
         queued.add_metric([], stats.queued)
+        queued_bytes = GaugeMetricFamily(
+            "modelyard_log_queue_bytes", "Estimated memory held by the request log rows waiting for the writer"
+        )
+        queued_bytes.add_metric([], stats.queued_bytes)
         rows = CounterMetricFamily("modelyard_log_rows", "Request log rows by what became of them", labels=["fate"])
         for fate in ("written", "duplicates", "spilled", "replayed", "rejected", "lost"):
             rows.add_metric([fate], getattr(stats, fate))
-        yield from (queued, rows)
+        yield from (queued, queued_bytes, rows)

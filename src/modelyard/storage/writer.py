@@ -1,6 +1,7 @@
 """``LogWriter``: the only way request logs are written. It never blocks the request path and never drops a row.
 
-``submit`` puts the row on a bounded queue (or, when the queue is full, straight into a spill file). A
+``submit`` puts the row on a queue bounded in rows and in (estimated) bytes, or, when the queue is full, straight
+into a spill file, so a slow database costs disk, not memory. A
 background task takes batches (up to ``batch_size`` rows, or what arrived within ``flush_interval``) and
 inserts each in one transaction; inserts skip request ids already stored, so a replay never doubles a row.
 When the database fails, the batch goes to the spill file and the database is retried with exponential
@@ -17,7 +18,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Protocol, TextIO
+from typing import Final, Protocol, TextIO, cast
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
@@ -64,6 +65,7 @@ class WriterStats:
     """Counters for metrics. ``queued`` is the queue length now; the rest count since start."""
 
     queued: int = 0
+    queued_bytes: int = 0
     submitted: int = 0
     written: int = 0
     duplicates: int = 0
@@ -83,6 +85,7 @@ class LogWriter:
         store: BatchSink,
         *,
         max_queue: int = 10_000,
+        max_queue_bytes: int = 64 * 1024 * 1024,
         batch_size: int = 500,
         flush_interval: float = 0.2,
         spill_dir: str | Path | None = None,
@@ -91,7 +94,10 @@ class LogWriter:
         retry_max: float = 30.0,
     ) -> None:
         self._store = store
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=max_queue)  # RowSource items and _STOP
+        # (RowSource, estimated bytes) pairs, and _STOP
+        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=max_queue)
+        self._max_bytes = max_queue_bytes
+        self._queued_bytes = 0
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._spill = SpillDir(Path(spill_dir) if spill_dir is not None else data_dir() / "spill")
@@ -111,7 +117,9 @@ class LogWriter:
 
     @property
     def stats(self) -> WriterStats:
-        return replace(self._stats, queued=self._queue.qsize(), healthy=self._retry_at == 0.0)
+        return replace(
+            self._stats, queued=self._queue.qsize(), queued_bytes=self._queued_bytes, healthy=self._retry_at == 0.0
+        )
 
     @property
     def spill_dir(self) -> Path:
@@ -122,24 +130,32 @@ class LogWriter:
         if self._task is None and not self._closed:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="modelyard-log-writer")
 
-    def submit(self, log: RowSource) -> None:
-        """Queue one row (or a function that builds it later, in the writer's task); never waits. A full queue
-        (or a closed writer) sends the row to the spill file.
+    def submit(self, log: RowSource, size: int = 0) -> None:
+        """Queue one row (or a function that builds it later, in the writer's task) of about ``size`` bytes;
+        never waits. A full queue (or a closed writer) sends the row to the spill file.
 
         Call it from the event loop's thread (``asyncio.Queue`` is not thread-safe).
         """
         self._stats.submitted += 1
         if not self._closed:
             self.start()
-            try:
-                self._queue.put_nowait(log)
-                return
-            except asyncio.QueueFull:
-                pass
+            if self._queued_bytes + size <= self._max_bytes or self._queue.empty():
+                try:
+                    self._queue.put_nowait((log, size))
+                    self._queued_bytes += size
+                    return
+                except asyncio.QueueFull:
+                    pass
         row = self._materialize(log)
         if row is not None:
             self._to_log_file([row])
             self._spill_rows([row])
+
+    def _take(self, item: object) -> RowSource:
+        """A dequeued (row, size) pair's row; its bytes leave the queue's count."""
+        log, size = cast(tuple[RowSource, int], item)
+        self._queued_bytes -= size
+        return log
 
     def _materialize(self, item: RowSource) -> RequestLog | None:
         if isinstance(item, RequestLog):
@@ -199,7 +215,7 @@ class LogWriter:
         leftover: list[RequestLog] = []
         while not self._queue.empty():
             item = self._queue.get_nowait()
-            row = None if item is _STOP else self._materialize(item)  # type: ignore[arg-type]
+            row = None if item is _STOP else self._materialize(self._take(item))
             if row is not None:
                 leftover.append(row)
         if leftover:
@@ -231,7 +247,7 @@ class LogWriter:
         deadline = asyncio.get_running_loop().time() + self._flush_interval
         try:
             while item is not _STOP:
-                row = self._materialize(item)  # type: ignore[arg-type]
+                row = self._materialize(self._take(item))
                 if row is not None:
                     batch.append(row)
                 if len(batch) >= self._batch_size:
