@@ -360,7 +360,7 @@ def merge_choices(responses: list[ChatResponse]) -> ChatResponse:
 
 
 def _as_choice(chunk: ChatChunk, index: int, stream_id: str) -> ChatChunk:
-    """A one-choice stream's chunk as choice ``index`` of the merged stream (its usage held back)."""
+    """A one-choice stream's chunk as choice ``index`` of the chained stream (its usage held back)."""
     choices = [c.model_copy(update={"index": index}) for c in chunk.choices]
     return chunk.model_copy(update={"id": stream_id, "choices": choices, "usage": None})
 
