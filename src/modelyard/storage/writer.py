@@ -132,7 +132,7 @@ class LogWriter:
 
     def submit(self, log: RowSource, size: int = 0) -> None:
         """Queue one row (or a function that builds it later, in the writer's task) of about ``size`` bytes;
-        never waits. A full queue (or a closed writer) sends the row to the spill file.
+        never waits. A queue full in rows or in bytes (or a closed writer) sends the row to the spill file.
 
         Call it from the event loop's thread (``asyncio.Queue`` is not thread-safe).
         """
