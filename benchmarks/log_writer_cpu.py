@@ -86,7 +86,7 @@ def _response(i: int) -> ChatResponse:
 def _builders(n: int) -> list[Callable[[], RequestLog]]:
     """What ``LoggingMiddleware`` hands the writer for ``n`` plain calls (its request path is run, not timed)."""
     captured: list[Any] = []
-    middleware = LoggingMiddleware(captured.append, Redactor())
+    middleware = LoggingMiddleware(lambda row, _size: captured.append(row), Redactor())
 
     async def drive() -> None:
         for i in range(n):

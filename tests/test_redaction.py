@@ -175,3 +175,15 @@ def test_clean_data_is_returned_as_it_is_and_odd_values_are_still_walked() -> No
     odd = {"when": object(), "key": "sk-my-abcdefghijklmnopqrstuv"}  # not JSON: the walk handles it
     assert redactor.data(odd)["key"] == MASK
     assert redactor.data({"Api-Key": "not-a-pattern-but-a-secret-name"}) == {"Api-Key": MASK}
+
+
+def test_data_each_masks_each_part_as_data_would_and_returns_clean_parts_as_they_are() -> None:
+    redactor, walker = Redactor(), Redactor()
+    rng = random.Random(2611)
+    for _ in range(1000):
+        parts = tuple(_random_data(rng) for _ in range(rng.randint(1, 6)))
+        assert redactor.data_each(parts) == tuple(walker._walk(p) for p in parts), parts
+    clean = ([{"role": "user", "content": "hello there"}], {"temperature": 0.2}, None)
+    assert redactor.data_each(clean) is clean
+    messages, params = redactor.data_each(([{"content": "use sk-my-abcdefghijklmnopqrstuv"}], {"seed": 1}))
+    assert messages == [{"content": f"use {MASK}"}] and params == {"seed": 1}

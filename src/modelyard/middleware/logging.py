@@ -160,6 +160,17 @@ class LoggingMiddleware:
         message = result.response.choices[0] if result.response and result.response.choices else None
         generation_s = (latency - (result.ttft_ms or 0)) / 1000
         error = result.error
+        # Redacted together: one look at all of them finds nothing to mask in the common case.
+        messages, response, params, tools, tool_calls, metadata = self.redactor.data_each(
+            (
+                self._messages(request),
+                self._body(result.response),
+                self._params(request),
+                self._tools(request),
+                self._tool_calls(message.message if message else None),
+                {**(getattr(request, "metadata", None) or {}), **call.options.metadata},
+            )
+        )
         return RequestLog(
             request_id=call.request_id,
             created_at=datetime.fromtimestamp(call.created, UTC),
@@ -168,11 +179,11 @@ class LoggingMiddleware:
             served_model=info.served_model,
             provider=info.provider,
             attempts=list(info.attempts),
-            messages=self._messages(request),
-            response=self._body(result.response),
-            params=self._params(request),
-            tools=self._tools(request),
-            tool_calls=self._tool_calls(message.message if message else None),
+            messages=messages,
+            response=response,
+            params=params,
+            tools=tools,
+            tool_calls=tool_calls,
             finish_reason=message.finish_reason if message else None,
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=completion,
@@ -189,7 +200,7 @@ class LoggingMiddleware:
             error_message=self.redactor.text(str(error))[:2000] if error is not None else None,
             stream=call.kind == "stream",
             tags=list(call.options.tags),
-            metadata=self.redactor.data({**(getattr(request, "metadata", None) or {}), **call.options.metadata}),
+            metadata=metadata,
             conversation_id=call.options.conversation_id,
             run_id=call.options.metadata.get("run_id"),
             cache_hit=info.cache_hit,
@@ -200,26 +211,24 @@ class LoggingMiddleware:
         """Model parameters as sent, without transport details (streaming is its own column)."""
         if not isinstance(request, ChatRequest):
             return {}
-        params = {k: v for k, v in request.params().items() if k not in ("stream", "stream_options", "tools")}
-        return dict(self.redactor.data(params))
+        return {k: v for k, v in request.params().items() if k not in ("stream", "stream_options", "tools")}
 
     def _tools(self, request: Any) -> list[Any] | None:
         if not self.store_bodies or not isinstance(request, ChatRequest) or not request.tools:
             return None
-        return list(self.redactor.data([t.model_dump(exclude_none=True) for t in request.tools]))
+        return [t.model_dump(exclude_none=True) for t in request.tools]
 
     def _tool_calls(self, message: Message | None) -> list[Any] | None:
         if not self.store_bodies or message is None or not message.tool_calls:
             return None
-        return list(self.redactor.data([c.model_dump() for c in message.tool_calls]))
+        return [c.model_dump() for c in message.tool_calls]
 
     def _messages(self, request: Any) -> list[dict[str, Any]] | None:
         if not self.store_bodies or not isinstance(request, ChatRequest):
             return None
-        return list(self.redactor.data([m.model_dump(exclude_none=True) for m in request.messages]))
+        return [m.model_dump(exclude_none=True) for m in request.messages]
 
     def _body(self, response: ChatResponse | None) -> dict[str, Any] | None:
         if not self.store_bodies or response is None:
             return None
-        data: dict[str, Any] = self.redactor.data(response.model_dump(exclude_none=True, exclude={"modelyard"}))
-        return data
+        return response.model_dump(exclude_none=True, exclude={"modelyard"})
