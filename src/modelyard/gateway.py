@@ -121,7 +121,7 @@ class Gateway:
                     )
                 )
             chain += self._extra_middleware  # hooks see the final cost: budget -> cost -> limits -> cache follow
-            chain += request_chain(self.settings, self.shared, self.keys, self.price, self.router.resolve)
+            chain += request_chain(self.settings, self.shared, self.keys, self.price, self.router)
             if self.shared.shared is not None:
                 self.shared.shared.start()
             self._handle = compose(chain, self._dispatch)

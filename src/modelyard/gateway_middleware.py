@@ -171,9 +171,10 @@ def request_chain(
     state: SharedState,
     keys: KeyCache,
     price: Pricer,
-    resolve: Callable[[str], str],
+    router: Router,
 ) -> list[Middleware]:
     """budget -> cost -> rate limit -> cache (DESIGN.md's order), around the router."""
+    resolve = router.resolve
     policy = LimitPolicy(settings.limits, keys)
     output = settings.limits.output_estimate_tokens
 
@@ -191,7 +192,11 @@ def request_chain(
         CostMiddleware(price),
         RateLimitMiddleware(state.counters, policy, lambda call: estimate_tokens(call, output)),
     ]
-    chain.append(CacheMiddleware(state.cache, settings.cache, price))
+    chain.append(
+        CacheMiddleware(
+            state.cache, settings.cache, price, lambda name: [d.model for d in router.group(name).deployments]
+        )
+    )
     return chain
 
 

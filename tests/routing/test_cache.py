@@ -177,3 +177,20 @@ async def test_cache_header_through_the_server(tmp_path: pathlib.Path) -> None:
         assert second.json()["choices"] == first.json()["choices"]
     finally:
         await asyncio.to_thread(server.stop)
+
+
+async def test_an_alias_pointed_elsewhere_does_not_serve_the_old_models_answers(
+    tmp_path: pathlib.Path, backend: dict[str, Any]
+) -> None:
+    """The cache outlives a restart (sqlite, redis): a name re-pointed in the config must miss, not replay."""
+    request = {"model": "best", "messages": [{"role": "user", "content": "a b c"}], "temperature": 0}
+    served: list[str | None] = []
+    for target in ("fake/old", "fake/new", "fake/new"):
+        async with Gateway(gateway_settings(tmp_path, aliases={"best": target}, **backend)) as gateway:
+            response = await gateway.chat(request)
+            assert response.modelyard is not None
+            served.append(None if response.modelyard.cache_hit else response.modelyard.served_model)
+    if backend["cache"]["backend"] == "memory":
+        assert served == ["fake/old", "fake/new", "fake/new"]  # a memory cache starts empty each time
+    else:
+        assert served == ["fake/old", "fake/new", None]  # the third is a hit of the second's answer

@@ -12,6 +12,7 @@ Per request, with the body field ``cache`` or the header ``x-modelyard-cache``:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,12 +71,18 @@ def parse_control(value: Any) -> CacheControl:
     raise errors.BadRequestError("cache must be true, false or an object", param="cache")
 
 
-def cache_key(call: Call) -> str:
-    """SHA-256 of the request's model, messages and output-affecting parameters (sorted, canonical JSON)."""
+ServedBy = Callable[[str], Sequence[str]]
+"""A requested name -> the ``provider/model`` names it is served by now (its alias target or group)."""
+
+
+def cache_key(call: Call, served_by: Sequence[str] = ()) -> str:
+    """SHA-256 of the request's model (and the models that name stands for now), messages and
+    output-affecting parameters (sorted, canonical JSON): re-pointing an alias starts afresh."""
     request = call.chat_request
     params = {k: v for k, v in request.model_dump(exclude_none=True).items() if k not in _NOT_IN_KEY}
     body = {
         "model": request.model,
+        "served_by": sorted(served_by),
         "messages": [m.model_dump(exclude_none=True) for m in request.messages],
         "params": params,
         "extra_body": call.options.extra_body,
@@ -87,10 +94,13 @@ class CacheMiddleware:
     """Serves hits from ``store`` and stores complete answers (streams included); with no store (cache off)
     it only strips the per-request controls."""
 
-    def __init__(self, store: CacheStore | None, settings: CacheSettings, pricer: Pricer) -> None:
+    def __init__(
+        self, store: CacheStore | None, settings: CacheSettings, pricer: Pricer, served_by: ServedBy | None = None
+    ) -> None:
         self.store = store
         self.settings = settings
         self.pricer = pricer
+        self.served_by = served_by
         self.hits = 0
         self.misses = 0
 
@@ -121,7 +131,8 @@ class CacheMiddleware:
         control = self._control(call)  # always: the ``cache`` field and header never go upstream
         if control is None or self.store is None:
             return await next(call)
-        key = cache_key(call)
+        model = call.request.model
+        key = cache_key(call, self.served_by(model) if self.served_by is not None else ())
         if control.read:
             cached = await self.store.get(key)
             if cached is not None:
