@@ -56,6 +56,19 @@ async def test_plain_n_is_one_call_per_choice_with_usage_summed(gateway: Gateway
     assert (response.usage.prompt_tokens, response.usage.completion_tokens) == (10, 6)
 
 
+async def test_copies_are_not_counted_as_retries_but_a_retry_within_a_copy_is(
+    gateway: Gateway, upstream: ScriptedServer
+) -> None:
+    upstream.script(CASES.plain, error(503, "server_error", None), CASES.plain)
+    response = await gateway.chat(ASK)
+    assert response.modelyard is not None
+    assert [a.status for a in response.modelyard.attempts] == [200, 503, 200]
+    assert (response.modelyard.retries, response.modelyard.fallbacks) == (1, 0)
+    upstream.script(CASES.plain, CASES.plain)
+    response = await gateway.chat(ASK)
+    assert response.modelyard is not None and (response.modelyard.retries, response.modelyard.fallbacks) == (0, 0)
+
+
 async def test_streamed_n_chains_one_stream_per_choice(gateway: Gateway, upstream: ScriptedServer) -> None:
     upstream.script(story("Hello there friend"), story("Bonjour"))
     chunks = await collect(gateway)

@@ -145,6 +145,15 @@ def test_429_storm_is_retried_then_reported_once(live_up: LiveServer, upstream_t
     assert info.value.response.headers["x-should-retry"] == "false"  # so the SDK does not multiply them
 
 
+def test_a_retry_that_succeeds_is_reported_in_the_headers(live_up: LiveServer, upstream_thread: ScriptedServer) -> None:
+    busy = {"error": {"message": "slow", "type": "requests", "code": "rate_limit_exceeded"}}
+    upstream_thread.script(Reply(status=429, headers={"retry-after-ms": "50"}, json=busy), CASES.plain)
+    raw = sdk(live_up).chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
+    assert raw.parse().choices[0].message.content
+    assert (raw.headers["x-modelyard-retries"], raw.headers["x-modelyard-fallbacks"]) == ("1", "0")
+    assert len(upstream_thread.requests) == 2
+
+
 def test_disconnect_cancels_upstream_within_a_second(live_up: LiveServer, upstream_thread: ScriptedServer) -> None:
     upstream_thread.script(Reply(delay=10, json=CASES.plain.json))
     left = time.monotonic()

@@ -204,7 +204,7 @@ class LoggingMiddleware:
             conversation_id=call.options.conversation_id,
             run_id=call.options.metadata.get("run_id"),
             cache_hit=info.cache_hit,
-            fallback_used=len({a.model for a in info.attempts}) > 1,
+            fallback_used=info.fallbacks > 0,
         )
 
     def _params(self, request: Any) -> dict[str, Any]:

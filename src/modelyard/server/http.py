@@ -87,9 +87,8 @@ def info_headers(info: ModelyardInfo | None, started: float) -> dict[str, str]:
         headers["x-modelyard-provider"] = info.provider
     if info.served_model:
         headers["x-modelyard-model"] = info.served_model
-    models = [a.model for a in info.attempts]
-    headers["x-modelyard-retries"] = str(max(0, len(models) - len(set(models))))
-    headers["x-modelyard-fallbacks"] = str(max(0, len(set(models)) - 1))
+    headers["x-modelyard-retries"] = str(info.retries)
+    headers["x-modelyard-fallbacks"] = str(info.fallbacks)
     if info.cost is not None:
         headers["x-modelyard-cost"] = f"{info.cost:.10f}".rstrip("0").rstrip(".") or "0"
     upstream_ms = sum(a.latency_ms or 0 for a in info.attempts)

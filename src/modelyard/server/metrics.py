@@ -92,9 +92,8 @@ class MetricsMiddleware:
             self.m.tokens.labels(model, "completion").inc(usage.completion_tokens)
         if info.cost:
             self.m.cost.labels(model).inc(info.cost)
-        models = [a.model for a in info.attempts]
-        self.m.retries.inc(max(0, len(models) - len(set(models))))
-        if len(set(models)) > 1:
+        self.m.retries.inc(info.retries)
+        if info.fallbacks:
             self.m.fallbacks.inc()
         if info.cache_hit:
             self.m.cache_hits.inc()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -154,6 +155,18 @@ class ModelyardInfo(_Open):
     billed_cost: float | None = None
     usage_estimated: bool = False
     cache_hit: bool = False
+
+    @property
+    def retries(self) -> int:
+        """Attempts that followed a failed attempt on the same model (the copies of an emulated ``n`` are not)."""
+        return sum(
+            1 for before, after in pairwise(self.attempts) if after.model == before.model and before.status != 200
+        )
+
+    @property
+    def fallbacks(self) -> int:
+        """Other models tried after the first."""
+        return max(0, len({a.model for a in self.attempts}) - 1)
 
 
 def new_completion_id() -> str:
