@@ -121,7 +121,9 @@ class Gateway:
                     )
                 )
             chain += self._extra_middleware  # hooks see the final cost: budget -> cost -> limits -> cache follow
-            chain += request_chain(self.settings, self.shared, self.keys, self.price, self.router)
+            chain += request_chain(
+                self.settings, self.shared, self.keys, self.price, self.router, self.store.logs.total_cost
+            )
             if self.shared.shared is not None:
                 self.shared.shared.start()
             self._handle = compose(chain, self._dispatch)

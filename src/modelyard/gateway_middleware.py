@@ -18,7 +18,7 @@ from modelyard import errors, tokens
 from modelyard.config import Settings, data_dir
 from modelyard.errors import ConfigError
 from modelyard.middleware.accounting import CostMiddleware, Pricer
-from modelyard.middleware.budgets import BudgetMiddleware
+from modelyard.middleware.budgets import BudgetMiddleware, LoggedCost, LoggedSpend
 from modelyard.middleware.cache import CacheMiddleware
 from modelyard.middleware.limits import RateLimitMiddleware
 from modelyard.middleware.policy import LimitPolicy
@@ -172,6 +172,7 @@ def request_chain(
     keys: KeyCache,
     price: Pricer,
     router: Router,
+    logged_cost: LoggedCost | None = None,
 ) -> list[Middleware]:
     """budget -> cost -> rate limit -> cache (DESIGN.md's order), around the router."""
     resolve = router.resolve
@@ -188,7 +189,9 @@ def request_chain(
         return priced.cost or 0.0
 
     chain: list[Middleware] = [
-        BudgetMiddleware(state.counters, policy, cost_estimate),
+        BudgetMiddleware(
+            state.counters, policy, cost_estimate, LoggedSpend(logged_cost) if logged_cost is not None else None
+        ),
         CostMiddleware(price),
         RateLimitMiddleware(state.counters, policy, lambda call: estimate_tokens(call, output)),
     ]

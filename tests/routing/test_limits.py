@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import redis.asyncio
 
 from modelyard import errors
 from modelyard.config import LimitsSettings
@@ -139,6 +140,44 @@ async def test_daily_key_budget(make: Any) -> None:
     assert spent.value.code == "insufficient_quota"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     assert await gw.shared.counters.spent([f"budget:key:local:daily:{stamp}"]) == [pytest.approx(0.02)]
+
+
+async def _forget_counters(backend: dict[str, Any]) -> None:
+    """What a restart does to in-memory counters, done to Redis: its keys are gone (FLUSHALL, no persistence)."""
+    if "redis_url" not in backend:
+        return
+    client = redis.asyncio.Redis.from_url(backend["redis_url"])
+    try:
+        keys = [k async for k in client.scan_iter(match=backend["shared"]["prefix"] + "*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def test_budgets_outlive_lost_counters(make: Any, backend: dict[str, Any]) -> None:
+    """A restart (memory) or a flushed Redis must not hand a spent budget back: counters start from the log."""
+    limits = {
+        "key_budgets": {"local": {"amount": 0.015, "period": "daily"}},
+        "tag_budgets": {"research": {"amount": 0.015}},
+        "output_estimate_tokens": 5,
+    }
+    first = make(limits=limits)
+    await first.chat({"model": "fake/paid", "messages": HELLO}, CallOptions(tags=["research"]))
+    await first.chat({"model": "fake/paid", "messages": HELLO}, CallOptions(tags=["research"]))  # $0.02 spent
+    await first.aclose()  # its log rows are written
+    await _forget_counters(backend)
+    second = make(limits={**limits, "key_budgets": {}})
+    with pytest.raises(errors.BudgetExceededError, match="tag 'research' has spent its monthly budget"):
+        await second.chat({"model": "fake/paid", "messages": HELLO}, CallOptions(tags=["research"]))
+    await second.chat({"model": "fake/paid", "messages": HELLO}, CallOptions(tags=["other"]))  # $0.01 more
+    await second.aclose()
+    await _forget_counters(backend)
+    third = make(limits=limits)
+    with pytest.raises(errors.BudgetExceededError, match=r"daily budget of \$0.01"):
+        await third.chat({"model": "fake/paid", "messages": HELLO})
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    assert await third.shared.counters.spent([f"budget:key:local:daily:{stamp}"]) == [pytest.approx(0.03)]
 
 
 async def test_tag_budget_alone(make: Any) -> None:

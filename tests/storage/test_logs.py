@@ -231,6 +231,14 @@ async def test_summary_time_bounds_and_filters(priced: SQLStore) -> None:
     assert await priced.logs.summary("model", since=T0 + timedelta(days=9)) == []
 
 
+async def test_total_cost_of_a_caller_or_a_tag_since_a_time(priced: SQLStore) -> None:
+    """What seeds a budget counter: the same sums as the summaries, filtered the same way."""
+    assert await priced.logs.total_cost(LogQuery(caller="key_1")) == pytest.approx(3.75)
+    assert await priced.logs.total_cost(LogQuery(tag="t2")) == pytest.approx(1.5)
+    assert await priced.logs.total_cost(LogQuery(since=T0 + timedelta(days=2))) == pytest.approx(1.875)
+    assert await priced.logs.total_cost(LogQuery(caller="nobody")) == 0.0
+
+
 async def test_retention_deletes_only_old_rows(store: SQLStore) -> None:
     logs = [
         make_log(

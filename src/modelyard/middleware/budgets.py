@@ -3,34 +3,77 @@
 Admission needs ``spent + reserved < limit`` on every budget that applies; the call's estimated cost is
 reserved while it runs and swapped for the real cost when it ends (a stream: when it closes). So concurrent
 requests overshoot a budget by at most one in-flight estimate. A spent budget is 429 ``insufficient_quota``,
-which the server marks ``x-should-retry: false``.
+which the server marks ``x-should-retry: false``. A counter that does not exist yet (a restarted process with
+in-memory counters, a flushed Redis) starts from what the request log says its period has spent, not from 0.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from modelyard import errors
 from modelyard.middleware.limits import GuardedStream
 from modelyard.middleware.policy import BudgetCheck, LimitPolicy
 from modelyard.pipeline import Call, ChatStream, Handler, Outcome
-from modelyard.storage.counters import Counters, Refusal, Reservation
+from modelyard.storage.base import LogQuery
+from modelyard.storage.counters import BudgetLine, Counters, Refusal, Reservation
 from modelyard.types.usage import Usage
 
 log = logging.getLogger("modelyard.budgets")
 CostEstimator = Callable[[Call], float]
+LoggedCost = Callable[[LogQuery], Awaitable[float]]
 _background: set[asyncio.Task[None]] = set()
+#: Seconds a budget's logged spend is reused as its seed; entries kept before the memo is cleared.
+SEED_MAX_AGE = 60.0
+SEED_MEMO_SIZE = 10_000
+
+
+class LoggedSpend:
+    """Seeds for budget counters from the request log (``logged_cost`` sums the cost of matching rows).
+
+    A seed only fills a counter that is missing, so it is looked up at most once per ``SEED_MAX_AGE`` per
+    budget; a counter lost later (Redis flushed) restarts from a seed at most that old."""
+
+    def __init__(self, logged_cost: LoggedCost) -> None:
+        self.logged_cost = logged_cost
+        self._seen: dict[str, tuple[float, float]] = {}  # budget key -> (spent, when looked up)
+
+    async def seeded(self, check: BudgetCheck) -> BudgetLine:
+        line = check.line
+        if line.initial is not None or check.logged is None:
+            return line
+        now = time.monotonic()
+        seen = self._seen.get(line.key)
+        if seen is None or now - seen[1] > SEED_MAX_AGE:
+            try:
+                seen = (await self.logged_cost(check.logged), now)
+            except Exception as exc:  # no log database: the counter alone decides, as it would without seeds
+                log.warning("could not read the logged spend of %s (%s): counting from 0", line.key, exc)
+                seen = (0.0, now)
+            if len(self._seen) >= SEED_MEMO_SIZE:
+                self._seen.clear()
+            self._seen[line.key] = seen
+        return replace(line, initial=seen[0])
 
 
 class BudgetMiddleware:
     """Reserve, run, settle. Sits outside the cost middleware, so it sees each call's final cost."""
 
-    def __init__(self, counters: Counters, policy: LimitPolicy, estimate_cost: CostEstimator) -> None:
+    def __init__(
+        self,
+        counters: Counters,
+        policy: LimitPolicy,
+        estimate_cost: CostEstimator,
+        seeds: LoggedSpend | None = None,
+    ) -> None:
         self.counters = counters
         self.policy = policy
         self.estimate_cost = estimate_cost
+        self.seeds = seeds
 
     async def __call__(self, call: Call, next: Handler) -> Outcome:
         if not self.policy.may_budget(call):
@@ -39,7 +82,8 @@ class BudgetMiddleware:
         if not checks:
             return await next(call)
         estimate = self.estimate_cost(call)
-        result = await self.counters.reserve([c.line for c in checks], estimate, call.request_id)
+        lines = [await self.seeds.seeded(c) if self.seeds is not None else c.line for c in checks]
+        result = await self.counters.reserve(lines, estimate, call.request_id)
         if isinstance(result, Refusal):
             raise _spent_error(checks[result.index], result.spent, call.request_id)
         try:

@@ -14,7 +14,7 @@ from typing import Any
 
 from modelyard.config import BudgetSettings, LimitsSettings, RateLimitSettings
 from modelyard.pipeline import Call
-from modelyard.storage.base import VirtualKey
+from modelyard.storage.base import LogQuery, VirtualKey
 from modelyard.storage.counters import Bucket, BudgetLine, Slot
 
 KeyLookup = Callable[[str], Awaitable[VirtualKey | None]]
@@ -68,6 +68,7 @@ class BudgetCheck:
     line: BudgetLine
     label: str
     period: str
+    logged: LogQuery | None = None  # the request-log rows whose cost counts against it, this period
 
 
 class LimitPolicy:
@@ -121,15 +122,16 @@ class LimitPolicy:
             period = str(key.metadata.get("budget_period") or "total")
             period = period if period in _PERIODS else "total"
             own = BudgetSettings.model_validate({"amount": key.budget, "period": period})
-            self._add(checks, f"key {key.name!r}", f"key:{caller}", own, now, key.spent if period == "total" else None)
+            initial = key.spent if period == "total" else None  # the key's stored spend, else the log's
+            self._add(checks, f"key {key.name!r}", f"key:{caller}", own, now, LogQuery(caller=caller), initial)
         for name in ("*", key.name if key is not None else None, caller):
             if name is not None and name in self.settings.key_budgets:
                 label = f"key {key.name!r}" if key is not None else f"caller {caller!r}"
-                self._add(checks, label, f"key:{caller}", self.settings.key_budgets[name], now, None)
+                self._add(checks, label, f"key:{caller}", self.settings.key_budgets[name], now, LogQuery(caller=caller))
         for tag in call.options.tags:
             budget = self.settings.tag_budgets.get(tag) or self.settings.tag_budgets.get("*")
             if budget is not None:
-                self._add(checks, f"tag {tag!r}", f"tag:{tag}", budget, now, None)
+                self._add(checks, f"tag {tag!r}", f"tag:{tag}", budget, now, LogQuery(tag=tag))
         return list(checks.values())
 
     @staticmethod
@@ -139,13 +141,24 @@ class LimitPolicy:
         scope: str,
         budget: BudgetSettings,
         now: datetime,
-        initial: float | None,
+        rows: LogQuery,
+        initial: float | None = None,
     ) -> None:
         stamp, ttl = period_window(budget.period, now)
         key = f"budget:{scope}:{budget.period}:{stamp}"
         line = BudgetLine(key, budget.amount, ttl, initial)
+        logged = rows.model_copy(update={"since": period_start(budget.period, now)}) if initial is None else None
         if key not in checks or checks[key].line.limit > budget.amount:
-            checks[key] = BudgetCheck(line, label, budget.period)
+            checks[key] = BudgetCheck(line, label, budget.period, logged)
+
+
+def period_start(period: str, now: datetime) -> datetime | None:
+    """When the period that ``now`` is in began (None for ``total``)."""
+    if period == "daily":
+        return datetime(now.year, now.month, now.day, tzinfo=UTC)
+    if period == "monthly":
+        return datetime(now.year, now.month, 1, tzinfo=UTC)
+    return None
 
 
 def period_window(period: str, now: datetime) -> tuple[str, float | None]:

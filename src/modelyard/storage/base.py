@@ -286,6 +286,10 @@ class LogStore(Protocol):
 
     async def count(self, query: LogQuery | None = None) -> int: ...
 
+    async def total_cost(self, query: LogQuery) -> float:
+        """The summed cost of the rows ``query`` matches (its ``limit`` and ``offset`` are ignored)."""
+        ...
+
     async def summary(
         self,
         group_by: GroupBy,

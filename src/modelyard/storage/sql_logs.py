@@ -235,6 +235,12 @@ class SQLLogStore:
             total = await connection.scalar(select(func.count()).select_from(request_logs).where(*where))
         return int(total or 0)
 
+    async def total_cost(self, query: LogQuery) -> float:
+        where = conditions(query, self._dialect)
+        async with self._engine.connect() as connection:
+            total = await connection.scalar(select(func.sum(request_logs.c.cost)).where(*where))
+        return float(total or 0.0)
+
     async def set_feedback(self, request_id: str, feedback: str | None) -> bool:
         statement = update(request_logs).where(request_logs.c.request_id == request_id).values(feedback=feedback)
         async with self._engine.begin() as connection:
