@@ -38,7 +38,7 @@ from modelyard.storage.sql_filters import (
     page_select,
     utc_day,
 )
-from modelyard.storage.sqlite_batches import STORED_IDS_PAGE, SQLiteBatchWriter
+from modelyard.storage.sqlite_batches import SQLiteBatchWriter, id_pages
 
 #: Rows per DELETE in retention, and per page in export.
 DELETE_BATCH = 5_000
@@ -194,12 +194,9 @@ class SQLLogStore:
 
     async def _stored_ids(self, connection: AsyncConnection, logs: Sequence[RequestLog]) -> set[str]:
         """Which of these request ids are already stored (their rows, and so their tags, will be skipped)."""
-        ids = list({scrub_nul(log.request_id) for log in logs})
         found: set[str] = set()
-        for start in range(0, len(ids), STORED_IDS_PAGE):
-            statement = select(request_logs.c.request_id).where(
-                request_logs.c.request_id.in_(ids[start : start + STORED_IDS_PAGE])
-            )
+        for page in id_pages(logs):
+            statement = select(request_logs.c.request_id).where(request_logs.c.request_id.in_(page))
             found.update((await connection.execute(statement)).scalars().all())
         return found
 

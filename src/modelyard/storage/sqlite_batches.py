@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,6 +26,13 @@ TagRows = Callable[[Sequence[RequestLog], set[str]], list[dict[str, str]]]
 #: Request ids per lookup of which are already stored (well under every driver's limit on bound values).
 STORED_IDS_PAGE = 500
 _INSERT_TAG = "INSERT INTO request_log_tags (request_id, tag) VALUES (:request_id, :tag) ON CONFLICT DO NOTHING"
+
+
+def id_pages(logs: Sequence[RequestLog]) -> Iterator[list[str]]:
+    """The rows' distinct request ids (as stored: NUL-free), a page at a time for ``IN (...)`` lookups."""
+    ids = list({scrub_nul(log.request_id) for log in logs})
+    for start in range(0, len(ids), STORED_IDS_PAGE):
+        yield ids[start : start + STORED_IDS_PAGE]
 
 
 class SQLiteBatchWriter:
@@ -84,10 +91,8 @@ class SQLiteBatchWriter:
 
     @staticmethod
     def _stored_ids(connection: sqlite3.Connection, tagged: Sequence[RequestLog]) -> set[str]:
-        ids = list({scrub_nul(log.request_id) for log in tagged})
         found: set[str] = set()
-        for start in range(0, len(ids), STORED_IDS_PAGE):
-            page = ids[start : start + STORED_IDS_PAGE]
+        for page in id_pages(tagged):
             marks = ", ".join("?" * len(page))
             rows = connection.execute(f"SELECT request_id FROM request_logs WHERE request_id IN ({marks})", page)  # noqa: S608
             found.update(row[0] for row in rows)
