@@ -233,12 +233,31 @@ class Gateway:
             local = getattr(self.provider(name), "available_models", None) if not spec.requires_key else None
             served = [*spec.models, *(local() if local is not None else [])]
             for model in [*known, *(f"{name}/{m}" for m in served)]:
-                info = self.catalog.info(model)
-                info.provider, info.capabilities, info.owned_by = name, sorted(spec.capabilities), name
-                listed[model] = info
+                listed[model] = self._model_info(model, spec)
         for alias in [*self.settings.aliases, *self.router.groups]:
             listed[alias] = self.catalog.info(self.router.resolve(alias)).model_copy(update={"id": alias})
         return sorted(listed.values(), key=lambda m: m.id)
+
+    async def model(self, model_id: str) -> ModelInfo | None:
+        """One model's info: a listed one, or an unlisted one its provider can vouch for (``local//path/to.gguf``:
+        the file is there). Other unlisted names stay unknown: only their upstream could tell."""
+        for info in await self.models():
+            if info.id == model_id:
+                return info
+        try:
+            name, upstream = split_model(model_id, self.specs)
+            check = getattr(self.provider(name), "check", None)
+            if check is None:
+                return None
+            check(upstream)
+        except errors.ModelyardError:
+            return None
+        return self._model_info(model_id, self.specs[name])
+
+    def _model_info(self, model: str, spec: ProviderSpec) -> ModelInfo:
+        info = self.catalog.info(model)
+        info.provider, info.capabilities, info.owned_by = spec.name, sorted(spec.capabilities), spec.name
+        return info
 
     # ----- routing state (admin API, /ready, metrics) -------------------------------------------------------
     def routing_status(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import pytest
 
 from modelyard import errors
 from modelyard.providers.fake import FakeReply
+from modelyard.providers.local_models import default_model_path
 from modelyard.storage.base import LogQuery
 from modelyard.types.usage import Usage
 from tests.server.conftest import fake_of, server_settings
@@ -137,16 +138,22 @@ def test_models(tmp_path: pathlib.Path) -> None:
     settings = server_settings(tmp_path, providers={"openai": {"api_key": "sk-test"}}, aliases={"fast": "fake/m"})
     live = LiveServer(settings).start()
     try:
-        ids = {m.id for m in client(live).models.list().data}
-        assert {"local/smollm2", "openai/gpt-4o-mini", "fast"} <= ids
-        assert not any(i.startswith("anthropic/") for i in ids)  # no key, not listed
-        model = client(live).models.retrieve("openai/gpt-4o-mini")
-        extra = model.model_extra or {}
-        assert model.id == "openai/gpt-4o-mini" and extra["context_window"] == 128000
-        assert extra["price"]["input"] > 0 and "tools" in extra["capabilities"]
-        with pytest.raises(openai.NotFoundError) as info:
-            client(live).models.retrieve("nosuch/model")
-        assert info.value.code == "model_not_found"
+        with client(live) as sdk:
+            ids = {m.id for m in sdk.models.list().data}
+            assert {"local/smollm2", "openai/gpt-4o-mini", "fast"} <= ids
+            assert not any(i.startswith("anthropic/") for i in ids)  # no key, not listed
+            model = sdk.models.retrieve("openai/gpt-4o-mini")
+            extra = model.model_extra or {}
+            assert model.id == "openai/gpt-4o-mini" and extra["context_window"] == 128000
+            assert extra["price"]["input"] > 0 and "tools" in extra["capabilities"]
+            with pytest.raises(openai.NotFoundError) as info:
+                sdk.models.retrieve("nosuch/model")
+            assert info.value.code == "model_not_found"
+            by_path = f"local/{default_model_path()}"  # servable, though never listed
+            assert sdk.models.retrieve(by_path).model_extra["provider"] == "local"  # type: ignore[index]
+            for unknown in ("local//no/such/model.gguf", "openai/not-a-listed-model"):
+                with pytest.raises(openai.NotFoundError):
+                    sdk.models.retrieve(unknown)
     finally:
         live.stop()
 

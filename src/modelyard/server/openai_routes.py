@@ -115,9 +115,9 @@ class OpenAIRoutes:
 
     async def get_model(self, request: Request) -> Response:
         model_id = request.path_params["model_id"]
-        for info in await self.gateway.models():
-            if info.id == model_id:
-                return json_response(model_body(info))
+        info = await self.gateway.model(model_id)
+        if info is not None:
+            return json_response(model_body(info))
         raise errors.NotFoundError(
             f"The model `{model_id}` does not exist or you do not have access to it.", param="model"
         )
