@@ -50,7 +50,7 @@ class LoggedSpend:
         seen = self._seen.get(line.key)
         if seen is None or now - seen[1] > SEED_MAX_AGE:
             try:
-                seen = (await self.logged_cost(check.logged), now)
+                seen = (await self.logged_cost(check.logged.query()), now)
             except Exception as exc:  # no log database: the counter alone decides, as it would without seeds
                 log.warning("could not read the logged spend of %s (%s): counting from 0", line.key, exc)
                 seen = (0.0, now)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,7 +68,19 @@ class BudgetCheck:
     line: BudgetLine
     label: str
     period: str
-    logged: LogQuery | None = None  # the request-log rows whose cost counts against it, this period
+    logged: LoggedRows | None = None  # the request-log rows whose cost counts against it, this period
+
+
+@dataclass(frozen=True)
+class LoggedRows:
+    """A caller's or a tag's request-log rows since a time (a plain dataclass: made for every budgeted call)."""
+
+    caller: str | None = None
+    tag: str | None = None
+    since: datetime | None = None
+
+    def query(self) -> LogQuery:
+        return LogQuery(caller=self.caller, tag=self.tag, since=self.since)
 
 
 class LimitPolicy:
@@ -123,15 +135,16 @@ class LimitPolicy:
             period = period if period in _PERIODS else "total"
             own = BudgetSettings.model_validate({"amount": key.budget, "period": period})
             initial = key.spent if period == "total" else None  # the key's stored spend, else the log's
-            self._add(checks, f"key {key.name!r}", f"key:{caller}", own, now, LogQuery(caller=caller), initial)
+            self._add(checks, f"key {key.name!r}", f"key:{caller}", own, now, LoggedRows(caller=caller), initial)
         for name in ("*", key.name if key is not None else None, caller):
             if name is not None and name in self.settings.key_budgets:
                 label = f"key {key.name!r}" if key is not None else f"caller {caller!r}"
-                self._add(checks, label, f"key:{caller}", self.settings.key_budgets[name], now, LogQuery(caller=caller))
+                budget = self.settings.key_budgets[name]
+                self._add(checks, label, f"key:{caller}", budget, now, LoggedRows(caller=caller))
         for tag in call.options.tags:
-            budget = self.settings.tag_budgets.get(tag) or self.settings.tag_budgets.get("*")
-            if budget is not None:
-                self._add(checks, f"tag {tag!r}", f"tag:{tag}", budget, now, LogQuery(tag=tag))
+            tagged = self.settings.tag_budgets.get(tag) or self.settings.tag_budgets.get("*")
+            if tagged is not None:
+                self._add(checks, f"tag {tag!r}", f"tag:{tag}", tagged, now, LoggedRows(tag=tag))
         return list(checks.values())
 
     @staticmethod
@@ -141,13 +154,13 @@ class LimitPolicy:
         scope: str,
         budget: BudgetSettings,
         now: datetime,
-        rows: LogQuery,
+        rows: LoggedRows,
         initial: float | None = None,
     ) -> None:
         stamp, ttl = period_window(budget.period, now)
         key = f"budget:{scope}:{budget.period}:{stamp}"
         line = BudgetLine(key, budget.amount, ttl, initial)
-        logged = rows.model_copy(update={"since": period_start(budget.period, now)}) if initial is None else None
+        logged = replace(rows, since=period_start(budget.period, now)) if initial is None else None
         if key not in checks or checks[key].line.limit > budget.amount:
             checks[key] = BudgetCheck(line, label, budget.period, logged)
 
