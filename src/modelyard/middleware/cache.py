@@ -131,8 +131,7 @@ class CacheMiddleware:
         control = self._control(call)  # always: the ``cache`` field and header never go upstream
         if control is None or self.store is None:
             return await next(call)
-        model = call.request.model
-        key = cache_key(call, self.served_by(model) if self.served_by is not None else ())
+        key = cache_key(call, self.served_by(call.request.model) if self.served_by is not None else ())
         if control.read:
             cached = await self.store.get(key)
             if cached is not None:
