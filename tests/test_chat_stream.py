@@ -4,11 +4,14 @@ chunks that arrived together stay together; a changed chunk is never forwarded i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import gc
+import weakref
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from modelyard import errors
+from modelyard.gateway import Gateway
 from modelyard.pipeline import ChatStream, StreamEnd
 from modelyard.types.chat import ChatChunk, ModelyardInfo
 
@@ -128,3 +131,25 @@ def test_copies_never_carry_the_upstream_form() -> None:
     assert original.model_copy().wire is None
     assert original.model_copy(update={"model": "x"}).wire is None
     assert ChatChunk(model="m").wire is None
+
+
+@pytest.fixture
+def collector_off() -> Iterator[None]:
+    """Only reference counting frees objects here: what lives on was kept by a reference cycle."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@pytest.mark.usefixtures("collector_off")
+async def test_a_logged_stream_leaves_nothing_for_the_garbage_collector() -> None:
+    async with Gateway() as gateway:  # logging on (the default), into the test's SQLite file
+        request = {"model": "fake/echo", "messages": [{"role": "user", "content": "hi there"}]}
+        stream = await gateway.stream(request)
+        assert "".join([c.text async for c in stream]) == "hi there"
+        gone = weakref.ref(stream)
+        del stream
+        assert gone() is None  # before: the logging hook and the stream held each other until a collection

@@ -193,8 +193,11 @@ class ChatStream:
                 await self._run_end_hooks(self._end or StreamEnd())
 
     async def _run_end_hooks(self, end: StreamEnd) -> None:
+        # Hooks are closures that often hold this stream: dropping them once spent frees the stream by reference
+        # counting instead of leaving a cycle per stream for the garbage collector.
+        hooks, self._end_hooks, self._chunk_hooks = self._end_hooks, [], []
         failure: BaseException | None = None
-        for hook in self._end_hooks:
+        for hook in hooks:
             try:
                 result = hook(end)
                 if result is not None:
