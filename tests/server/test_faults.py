@@ -13,6 +13,7 @@ import openai
 import orjson
 import pytest
 
+from modelyard import Client
 from modelyard.config import ProviderSettings
 from modelyard.storage.base import RequestLog
 from tests.providers.cases_openai import CASES, STREAM
@@ -152,6 +153,10 @@ def test_a_retry_that_succeeds_is_reported_in_the_headers(live_up: LiveServer, u
     assert raw.parse().choices[0].message.content
     assert (raw.headers["x-modelyard-retries"], raw.headers["x-modelyard-fallbacks"]) == ("1", "0")
     assert len(upstream_thread.requests) == 2
+    upstream_thread.script(Reply(status=429, headers={"retry-after-ms": "50"}, json=busy), CASES.plain)
+    with Client(base_url=live_up.url) as remote:  # the SDK's remote mode reports the same
+        info = remote.chat(model=MODEL, messages=HELLO).modelyard
+    assert info is not None and (info.retries, info.fallbacks) == (1, 0)
 
 
 def test_disconnect_cancels_upstream_within_a_second(live_up: LiveServer, upstream_thread: ScriptedServer) -> None:

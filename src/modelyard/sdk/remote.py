@@ -47,7 +47,13 @@ def info_from_headers(headers: Mapping[str, str], requested: str) -> ModelyardIn
     info.cache_hit = headers.get("x-modelyard-cache") == "hit"
     if info.served_model:
         info.attempts = [AttemptInfo(model=info.served_model, provider=info.provider or "", status=200)]
+    info.report_counts(_count(headers, "x-modelyard-retries"), _count(headers, "x-modelyard-fallbacks"))
     return info
+
+
+def _count(headers: Mapping[str, str], name: str) -> int:
+    value = headers.get(name, "")
+    return int(value) if value.isdigit() else 0
 
 
 async def _raise_for(response: aiohttp.ClientResponse) -> None:
