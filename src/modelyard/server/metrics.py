@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
@@ -14,6 +15,10 @@ from modelyard.types.embeddings import EmbeddingResponse
 from modelyard.types.usage import Usage
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+#: Distinct ``model`` label values kept; later ones count as ``other``. The label of a request that no model
+#: served is the name the caller sent, so without a cap anyone could grow the series (and memory) without bound.
+MAX_MODEL_LABELS = 500
+OTHER_MODEL = "other"
 
 
 class Metrics:
@@ -34,6 +39,26 @@ class Metrics:
         self.retries = Counter("modelyard_retries", "Upstream retries", registry=r)
         self.fallbacks = Counter("modelyard_fallbacks", "Requests served by a fallback model", registry=r)
         self.cache_hits = Counter("modelyard_cache_hits", "Responses served from cache", registry=r)
+        self._models: set[str] = set()
+        # Labelled children by label values: ``labels()`` validates and locks on every call.
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+    def model_label(self, model: str) -> str:
+        """``model``, or ``other`` once ``MAX_MODEL_LABELS`` distinct models have been counted."""
+        if model in self._models:
+            return model
+        if len(self._models) >= MAX_MODEL_LABELS:
+            return OTHER_MODEL
+        self._models.add(model)
+        return model
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once per distinct label values."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     async def endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type="text/plain; version=0.0.4")
@@ -82,16 +107,17 @@ class MetricsMiddleware:
         return stream.observe(on_chunk, on_end)
 
     def _finish(self, call: Call, status: str, usage: Usage | None, error: str | None) -> None:
-        info, model = call.info, call.info.served_model or call.request.model
-        self.m.requests.labels(call.kind, model, status).inc()
-        self.m.latency.labels(call.kind).observe(time.monotonic() - call.started)
+        m, info = self.m, call.info
+        model = m.model_label(info.served_model or call.request.model)
+        m.child(m.requests, call.kind, model, status).inc()
+        m.child(m.latency, call.kind).observe(time.monotonic() - call.started)
         if error:
-            self.m.errors.labels(error).inc()
+            m.child(m.errors, error).inc()
         if usage is not None:
-            self.m.tokens.labels(model, "prompt").inc(usage.prompt_tokens)
-            self.m.tokens.labels(model, "completion").inc(usage.completion_tokens)
+            m.child(m.tokens, model, "prompt").inc(usage.prompt_tokens)
+            m.child(m.tokens, model, "completion").inc(usage.completion_tokens)
         if info.cost:
-            self.m.cost.labels(model).inc(info.cost)
+            m.child(m.cost, model).inc(info.cost)
         self.m.retries.inc(info.retries)
         if info.fallbacks:
             self.m.fallbacks.inc()
