@@ -85,7 +85,9 @@ class Redactor:
         self._rules = tuple(rules)
         # Every needle once, when every rule has needles: text with none of them is returned as it is.
         gated = all(rule.needles for rule in rules)
-        self._needles = tuple(dict.fromkeys(n for rule in rules for n in rule.needles)) if gated else None
+        self._needles = _fewest(n for rule in rules for n in rule.needles) if gated else None
+        # What data with nothing to mask never contains: no needle, and no secret field name.
+        self._data_needles = _fewest([*self._needles, *_SECRET_NAME_NEEDLES]) if self._needles is not None else None
         self._clean: set[str] = set()  # only strings with nothing to mask: no secret is ever kept here
 
     def text(self, value: str) -> str:
@@ -128,14 +130,13 @@ class Redactor:
     def _surely_clean(self, value: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> bool:
         """Whether no needle (and no secret field name) occurs anywhere in ``value``: one look at its JSON text
         instead of one per string. Needles have no character that JSON escapes, so none can hide there."""
-        if self._needles is None:
+        if self._data_needles is None:
             return False
         try:
             dumped = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
         except TypeError:  # not JSON data: look string by string
             return False
-        folded = _fold(dumped)
-        return not _contains_any(folded, self._needles) and not _contains_any(folded, _SECRET_NAME_NEEDLES)
+        return not _contains_any(_fold(dumped), self._data_needles)
 
     def _walk(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -162,6 +163,12 @@ def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
         if needle in text:
             return True
     return False
+
+
+def _fewest(needles: Iterable[str]) -> tuple[str, ...]:
+    """The needles that say as much about "contains any of them": each once, none that contains another."""
+    unique = set(needles)
+    return tuple(sorted(n for n in unique if not any(other != n and other in n for other in unique)))
 
 
 def _fold(value: str) -> str:
