@@ -63,19 +63,19 @@ def test_safe_link(url: str, ok: bool) -> None:
     assert safe_link(url) is ok
 
 
-def test_session_tokens_are_signed_expire_and_revoke() -> None:
+async def test_session_tokens_are_signed_expire_and_revoke() -> None:
     sessions = WebSessions("master-key-1", max_age=60)
     token = sessions.issue()
-    assert sessions.verify(token) and "master-key-1" not in token
-    assert not WebSessions("another-key").verify(token)
-    assert not sessions.verify(token[:-1] + ("0" if token[-1] != "0" else "1"))
-    assert not sessions.verify(None) and not sessions.verify("v1.x.y.z")
-    sessions.revoke(token)
-    assert not sessions.verify(token)
+    assert await sessions.verify(token) and "master-key-1" not in token
+    assert not await WebSessions("another-key").verify(token)
+    assert not await sessions.verify(token[:-1] + ("0" if token[-1] != "0" else "1"))
+    assert not await sessions.verify(None) and not await sessions.verify("v1.x.y.z")
+    await sessions.revoke(token)
+    assert not await sessions.verify(token)
     old = WebSessions("master-key-1", max_age=1)
     stale = old.issue()
     parts = stale.split(".")
-    assert not old.verify(".".join([parts[0], str(int(time.time()) - 5), *parts[2:]]))
+    assert not await old.verify(".".join([parts[0], str(int(time.time()) - 5), *parts[2:]]))
 
 
 def _request(cookie: str | None) -> Request:

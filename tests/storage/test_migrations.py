@@ -53,7 +53,7 @@ def _diff(connection: Connection) -> list[Any]:
 async def test_upgrade_creates_everything_and_matches_the_metadata(fresh_url: str) -> None:
     assert await current_revision(fresh_url) is None
     await upgrade(fresh_url)
-    assert await current_revision(fresh_url) == head_revision() == "0003"
+    assert await current_revision(fresh_url) == head_revision() == "0004"
     engine = create_engine(fresh_url)
     try:
         async with engine.connect() as connection:

@@ -19,7 +19,7 @@ from modelyard.storage import (
     new_virtual_key,
 )
 from modelyard.storage.base import utcnow
-from modelyard.storage.schema import virtual_keys
+from modelyard.storage.schema import virtual_keys, web_session_revocations
 
 SECRET = b"server-side hmac secret"
 
@@ -98,3 +98,13 @@ async def test_keys_revoke_list_and_spend(store: SQLStore) -> None:
 def test_virtual_key_rejects_a_non_hash() -> None:
     with pytest.raises(ValueError, match="key_hash"):
         VirtualKey(name="x", key_hash="sk-my-plaintext", prefix="sk-my-")
+
+
+async def test_web_session_logouts_last_until_the_session_would_expire(store: SQLStore) -> None:
+    now = utcnow()
+    await store.web_sessions.revoke("gone-already", now - timedelta(seconds=1))
+    await store.web_sessions.revoke("logged-out", now + timedelta(hours=1))
+    await store.web_sessions.revoke("logged-out", now + timedelta(hours=1))  # a second logout is harmless
+    assert await store.web_sessions.revoked() == {"logged-out"}
+    async with store.engine.connect() as connection:  # expired rows were deleted by the next revoke
+        assert set((await connection.scalars(select(web_session_revocations.c.nonce))).all()) == {"logged-out"}

@@ -43,12 +43,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def key_store() -> Any:
         return (await gateway_ref["gateway"].stores()).keys
 
+    async def web_logouts() -> Any:
+        return (await gateway_ref["gateway"].stores()).web_sessions
+
     resolver = KeyResolver(key_store, Gateway.key_secret_for(settings))
     spend = KeySpendMiddleware(key_store, resolver)
     gateway = Gateway(settings, middleware=[MetricsMiddleware(metrics), spend])
     gateway_ref["gateway"] = gateway
     metrics.registry.register(RoutingCollector(gateway))  # breaker state per deployment, shared-state health
-    sessions = WebSessions(settings.master_key) if settings.master_key else None  # the workbench's logins
+    sessions = (  # the workbench's logins
+        WebSessions(settings.master_key, revocations=web_logouts) if settings.master_key else None
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

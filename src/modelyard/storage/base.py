@@ -364,6 +364,16 @@ class PromptStore(Protocol):
 
 
 @runtime_checkable
+class SessionRevocationStore(Protocol):
+    """Workbench sessions logged out before they expire (a session's cookie is signed, not stored)."""
+
+    async def revoke(self, nonce: str, expires_at: datetime) -> None: ...
+
+    async def revoked(self) -> set[str]:
+        """The nonces of sessions logged out and not yet expired."""
+        ...
+
+
 class KeyStore(Protocol):
     async def create(self, key: VirtualKey) -> VirtualKey: ...
 

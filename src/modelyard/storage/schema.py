@@ -203,6 +203,15 @@ virtual_keys = Table(
     Column("created_by", String()),
 )
 
+# Workbench sessions logged out before they expired (their cookies are signed, so only a shared list revokes them
+# in every worker and replica). A row can go once its session would have expired anyway.
+web_session_revocations = Table(
+    "web_session_revocations",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    _ts("expires_at", nullable=False, index=True),
+)
+
 # Agent runs (modelyard.agent): the resumable state is an opaque JSON document; steps are per model call.
 agent_runs = Table(
     "agent_runs",
@@ -256,4 +265,5 @@ ALL_TABLES = (
     system_prompts,
     templates,
     virtual_keys,
+    web_session_revocations,
 )

@@ -2,7 +2,8 @@
 
 The protocols share method names (``get``, ``list``…), so the store hands out one object per protocol:
 ``store.logs`` (``LogStore``), ``store.conversations`` (``ConversationStore``), ``store.prompts``
-(``PromptStore``) and ``store.keys`` (``KeyStore``).
+(``PromptStore``), ``store.keys`` (``KeyStore``), ``store.runs`` and ``store.web_sessions``
+(``SessionRevocationStore``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from modelyard.storage.sql_conversations import SQLConversationStore
 from modelyard.storage.sql_logs import SQLLogStore
 from modelyard.storage.sql_prompts import SQLKeyStore, SQLPromptStore
 from modelyard.storage.sql_runs import SQLRunStore
+from modelyard.storage.sql_sessions import SQLSessionRevocationStore
 
 
 class SQLStore:
@@ -30,6 +32,7 @@ class SQLStore:
         self.prompts = SQLPromptStore(self.engine)
         self.keys = SQLKeyStore(self.engine)
         self.runs = SQLRunStore(self.engine)
+        self.web_sessions = SQLSessionRevocationStore(self.engine)
 
     @property
     def dialect(self) -> str:

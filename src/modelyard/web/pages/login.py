@@ -62,7 +62,7 @@ class LoginPage:
     async def logout(self, request: Request) -> Response:
         """Forget the session and clear its cookie."""
         if self.bench.sessions is not None:
-            self.bench.sessions.revoke(request.cookies.get(SESSION_COOKIE))
+            await self.bench.sessions.revoke(request.cookies.get(SESSION_COOKIE))
         response = RedirectResponse("/login" if self.bench.sessions else "/", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
         return response
