@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import datetime, timedelta, timezone
@@ -21,7 +20,7 @@ from modelyard.storage import LogQuery, RequestLog, SQLStore, open_store
 from modelyard.storage.base import MAX_SEARCH_TEXT
 from modelyard.storage.engine import json_dumps, scrub_nul
 from modelyard.storage.schema import request_logs
-from modelyard.storage.sql_logs import CHUNK_SIZES, ENCODE_SLICE, LOG_COLUMNS, LogInsert, _chunks
+from modelyard.storage.sql_logs import CHUNK_SIZES, LOG_COLUMNS, LogInsert, _chunks
 from modelyard.types.chat import AttemptInfo
 from tests.storage.conftest import T0, make_log
 
@@ -344,28 +343,6 @@ def test_insert_values_are_what_sqlalchemy_would_bind(dialect: Dialect) -> None:
             processor = request_logs.c[name].type.dialect_impl(dialect).bind_processor(dialect)
             expected.append(processor(row[name]) if processor else row[name])
         assert insert.values(log) == expected
-
-
-async def test_insert_values_are_made_in_slices_that_let_requests_run() -> None:
-    dialect = sqlite_dialect()
-    dialect._json_serializer = json_dumps
-    insert = LogInsert(dialect)
-    logs = [make_log(i) for i in range(100)]
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    running = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
-    statements = await insert.statements(logs)
-    running.cancel()
-    assert ticks >= 100 // ENCODE_SLICE  # the loop ran other tasks between slices
-    assert [len(params) // len(LOG_COLUMNS) for _, params in statements] == [64, 16, 16, 4]
-    assert [v for _, params in statements for v in params] == [v for log in logs for v in insert.values(log)]
 
 
 async def test_closing_a_store_twice_is_harmless(store: SQLStore) -> None:

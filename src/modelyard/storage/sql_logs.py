@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -49,8 +48,6 @@ CSV_COLUMNS = tuple(RequestLog.model_fields)
 #: Rows per INSERT: a batch is cut into chunks of these sizes, so only these few statements are ever prepared
 #: (SQLite's and asyncpg's statement caches stay small) and none is compiled per batch.
 CHUNK_SIZES = (64, 16, 4, 1)
-#: Rows whose values are made between two yields to the event loop (each takes ~10 µs of Python on a fast core).
-ENCODE_SLICE = 8
 #: The columns ``write_batch`` fills (``id`` is the database's).
 LOG_COLUMNS = tuple(column.name for column in request_logs.c if column.name != "id")
 _column_values = itemgetter(*LOG_COLUMNS)
@@ -82,31 +79,21 @@ class LogInsert:
         sqlite = self._dialect.name == "sqlite"
         last_id = await connection.scalar(text(LAST_LOG_ID)) if sqlite else None
         inserted = 0
-        for sql, params in await self.statements(logs):
+        for sql, params in self.statements(logs):
             inserted += (await connection.exec_driver_sql(sql, params)).rowcount
         if sqlite and inserted:
             await connection.exec_driver_sql(INDEX_LOGS_AFTER, (last_id,))
         return inserted
 
-    async def statements(self, logs: Sequence[RequestLog]) -> list[tuple[str, tuple[Any, ...]]]:
-        """The statements (SQL, positional values) that insert ``logs``, made a few rows at a time on the event
-        loop: requests wait for one slice at most. Made in one piece they stalled the loop for milliseconds; made
-        on the SQLite thread, its Python took the GIL from the loop for a switch interval at a time (p99 x4 at
-        concurrency 1, benchmarks/RESULTS.md)."""
+    def statements(self, logs: Sequence[RequestLog]) -> list[tuple[str, tuple[Any, ...]]]:
+        """The statements (SQL, positional values) that insert ``logs``."""
         # No RETURNING: on SQLite every returned row is one more sqlite3_step, and each step gives up and takes
         # back the GIL, which a busy event loop holds for up to the switch interval. Counting the changes costs
         # nothing; tags need the inserted ids, and ask which ids were stored before instead.
-        statements = []
-        made = 0
-        for chunk in _chunks(logs, CHUNK_SIZES):
-            values: list[Any] = []
-            for log in chunk:
-                values += self.values(log)
-                made += 1
-                if made % ENCODE_SLICE == 0:
-                    await asyncio.sleep(0)
-            statements.append((self._sql[len(chunk)], tuple(values)))
-        return statements
+        return [
+            (self._sql[len(chunk)], tuple(value for log in chunk for value in self.values(log)))
+            for chunk in _chunks(logs, CHUNK_SIZES)
+        ]
 
     def values(self, log: RequestLog) -> list[Any]:
         """The row's values in ``LOG_COLUMNS`` order, as the driver gets them."""

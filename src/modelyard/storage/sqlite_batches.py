@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,7 +21,7 @@ from modelyard.storage.engine import apply_sqlite_pragmas, scrub_nul
 from modelyard.storage.schema import INDEX_LOGS_AFTER, LAST_LOG_ID
 
 Statement = tuple[str, Sequence[Any]]
-Statements = Callable[[Sequence[RequestLog]], Awaitable[Sequence[Statement]]]
+Statements = Callable[[Sequence[RequestLog]], Sequence[Statement]]
 TagRows = Callable[[Sequence[RequestLog], set[str]], list[dict[str, str]]]
 #: Request ids per lookup of which are already stored (well under every driver's limit on bound values).
 STORED_IDS_PAGE = 500
@@ -48,9 +48,8 @@ class SQLiteBatchWriter:
 
     async def write(self, logs: Sequence[RequestLog]) -> int:
         """Insert ``logs`` and the tags of the rows really inserted; how many rows were inserted."""
-        inserts = await self._statements(logs)  # Python work: on the loop, in slices (see LogInsert.statements)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._write, logs, inserts)
+        return await loop.run_in_executor(self._executor, self._write, logs)
 
     async def close(self) -> None:
         """Close the connection and end the thread (a later ``write`` fails like an unreachable database)."""
@@ -61,7 +60,10 @@ class SQLiteBatchWriter:
         await loop.run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
 
-    def _write(self, logs: Sequence[RequestLog], inserts: Sequence[Statement]) -> int:
+    def _write(self, logs: Sequence[RequestLog]) -> int:
+        # The values are made here too: serializing a batch's bodies took milliseconds, in one piece, on the
+        # event loop; on this thread the loop takes the GIL back every switch interval.
+        inserts = self._statements(logs)
         statement = "BEGIN IMMEDIATE"
         try:
             connection = self._connect()
