@@ -19,6 +19,7 @@ from modelyard.storage import (
     LogStore,
     PromptStore,
     RequestLog,
+    SessionRevocationStore,
     StoredTemplate,
     messages_text,
     normalize_url,
@@ -152,5 +153,7 @@ async def test_sql_store_satisfies_the_protocols() -> None:
         prompts: PromptStore = store.prompts
         keys: KeyStore = store.keys
         sink: BatchSink = store.logs
+        logouts: SessionRevocationStore = store.web_sessions
         assert isinstance(logs, LogStore) and isinstance(conversations, ConversationStore)
         assert isinstance(prompts, PromptStore) and isinstance(keys, KeyStore) and sink is logs
+        assert isinstance(logouts, SessionRevocationStore)

@@ -345,6 +345,19 @@ def test_insert_values_are_what_sqlalchemy_would_bind(dialect: Dialect) -> None:
         assert insert.values(log) == expected
 
 
+def test_values_encoded_ahead_are_used_for_that_row_only() -> None:
+    dialect = sqlite_dialect()
+    dialect._json_serializer = json_dumps
+    insert = LogInsert(dialect)
+    log = make_log(1)
+    insert.prepare(log)
+    assert insert.encoded(log) == insert.values(log)
+    log._encoded = (id(log), ["ahead"])  # what ``prepare`` left is what the write binds...
+    assert insert.encoded(log) == ["ahead"]
+    copy = log.model_copy(update={"request_id": "req_other"})  # ...but never for another row that carries it
+    assert insert.encoded(copy) == insert.values(copy) and insert.encoded(copy)[0] == "req_other"
+
+
 async def test_closing_a_store_twice_is_harmless(store: SQLStore) -> None:
     await store.logs.write_batch([make_log(1)])
     await store.logs.close()

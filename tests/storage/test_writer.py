@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -369,3 +370,35 @@ def test_held_bytes_counts_prompt_images_and_answers() -> None:
     message = {"role": "assistant", "content": "y" * 50_000}
     answer = ChatResponse.model_validate({"choices": [{"index": 0, "message": message}]})
     assert held_bytes(call(""), answer) - empty >= 50_000
+
+
+class PreparingSink(MemorySink):
+    """A sink that encodes rows ahead of their write (as ``SQLLogStore`` does), and may fail to."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        self.prepared: list[tuple[str, int]] = []
+
+    def prepare(self, log: RequestLog) -> None:
+        if self.fail:
+            raise TypeError("cannot encode")
+        self.prepared.append((log.request_id, threading.get_ident()))
+
+
+async def test_rows_are_encoded_on_the_event_loop_as_they_are_built(spill_dir: Path) -> None:
+    sink = PreparingSink()
+    async with LogWriter(sink, spill_dir=spill_dir) as writer:
+        for i in range(5):
+            writer.submit(lambda i=i: make_log(i))
+    assert sink.prepared == [(f"req_{i:06d}", threading.get_ident()) for i in range(5)] and len(sink.rows) == 5
+
+
+async def test_a_row_that_cannot_be_encoded_ahead_is_still_written(
+    spill_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = PreparingSink(fail=True)
+    async with LogWriter(sink, spill_dir=spill_dir) as writer:
+        writer.submit(make_log(1))
+    assert list(sink.rows) == ["req_000001"] and writer.stats.lost == 0
+    assert "could not encode request log req_000001" in caplog.text

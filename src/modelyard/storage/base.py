@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from modelyard.types.chat import AttemptInfo, Message
 
@@ -86,6 +86,9 @@ class _Model(BaseModel):
 
 class RequestLog(_Model):
     """One row per logical request, with every attempt it took."""
+
+    #: The row's column values as a store encoded them ahead of its write (``id(row)``, values); see ``prepare``.
+    _encoded: tuple[int, list[Any]] | None = PrivateAttr(default=None)
 
     request_id: str = Field(min_length=1, max_length=128)
     created_at: datetime = Field(default_factory=utcnow)
@@ -374,6 +377,7 @@ class SessionRevocationStore(Protocol):
         ...
 
 
+@runtime_checkable
 class KeyStore(Protocol):
     async def create(self, key: VirtualKey) -> VirtualKey: ...
 

@@ -94,6 +94,8 @@ class LogWriter:
         retry_max: float = 30.0,
     ) -> None:
         self._store = store
+        # A store may encode each row as it is built (on the loop, a row at a time) rather than with its batch.
+        self._prepare: Callable[[RequestLog], None] | None = getattr(store, "prepare", None)
         # (RowSource, estimated bytes) pairs, and _STOP
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=max_queue)
         self._max_bytes = max_queue_bytes
@@ -158,14 +160,18 @@ class LogWriter:
         return log
 
     def _materialize(self, item: RowSource) -> RequestLog | None:
-        if isinstance(item, RequestLog):
-            return item
         try:
-            return item()
+            row = item if isinstance(item, RequestLog) else item()
         except Exception:  # a bug in building the row: say so loudly, count it, keep the writer alive
             logger.exception("could not build a request log row")
             self._stats.lost += 1
             return None
+        if self._prepare is not None:
+            try:
+                self._prepare(row)
+            except Exception:  # the write encodes it again, and fails or refuses it as any other row's
+                logger.exception("could not encode request log %s ahead of its write", row.request_id)
+        return row
 
     async def close(self, timeout: float = 30.0) -> None:
         """Write what is queued, try a last replay of the spill files, release files. Idempotent."""
