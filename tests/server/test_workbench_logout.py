@@ -1,4 +1,4 @@
-"""A workbench logout holds in every worker and replica on the same database, not only the one that served it."""
+"""Workbench sessions: signed, expiring, and logged out in every worker and replica on the same database."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 
-from modelyard.web.session import REVOCATION_REFRESH_SECONDS, SESSION_COOKIE
+from modelyard.web.session import REVOCATION_REFRESH_SECONDS, SESSION_COOKIE, WebSessions
 from tests.server.conftest import server_settings
 from tests.support.live_server import LiveServer
 
@@ -53,3 +53,18 @@ def test_a_logout_on_one_worker_is_refused_by_the_other(two_workers: tuple[LiveS
             refused_at = time.monotonic()
         time.sleep(0.1)
     assert refused_at is not None  # before: the other worker took the cookie until it expired (12 h)
+
+
+async def test_session_tokens_are_signed_expire_and_revoke() -> None:
+    sessions = WebSessions("master-key-1", max_age=60)
+    token = sessions.issue()
+    assert await sessions.verify(token) and "master-key-1" not in token
+    assert not await WebSessions("another-key").verify(token)
+    assert not await sessions.verify(token[:-1] + ("0" if token[-1] != "0" else "1"))
+    assert not await sessions.verify(None) and not await sessions.verify("v1.x.y.z")
+    await sessions.revoke(token)
+    assert not await sessions.verify(token)
+    old = WebSessions("master-key-1", max_age=1)
+    stale = old.issue()
+    parts = stale.split(".")
+    assert not await old.verify(".".join([parts[0], str(int(time.time()) - 5), *parts[2:]]))
