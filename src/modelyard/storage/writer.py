@@ -160,18 +160,22 @@ class LogWriter:
         return log
 
     def _materialize(self, item: RowSource) -> RequestLog | None:
+        if isinstance(item, RequestLog):
+            return item
         try:
-            row = item if isinstance(item, RequestLog) else item()
+            return item()
         except Exception:  # a bug in building the row: say so loudly, count it, keep the writer alive
             logger.exception("could not build a request log row")
             self._stats.lost += 1
             return None
-        if self._prepare is not None:
-            try:
-                self._prepare(row)
-            except Exception:  # the write encodes it again, and fails or refuses it as any other row's
-                logger.exception("could not encode request log %s ahead of its write", row.request_id)
-        return row
+
+    def _encode_ahead(self, row: RequestLog) -> None:
+        if self._prepare is None:
+            return
+        try:
+            self._prepare(row)
+        except Exception:  # the write encodes it again, and fails or refuses it as any other row's
+            logger.exception("could not encode request log %s ahead of its write", row.request_id)
 
     async def close(self, timeout: float = 30.0) -> None:
         """Write what is queued, try a last replay of the spill files, release files. Idempotent."""
@@ -255,6 +259,7 @@ class LogWriter:
             while item is not _STOP:
                 row = self._materialize(self._take(item))
                 if row is not None:
+                    self._encode_ahead(row)
                     batch.append(row)
                 if len(batch) >= self._batch_size:
                     return batch, False
