@@ -118,8 +118,8 @@ class MetricsMiddleware:
             m.child(m.tokens, model, "completion").inc(usage.completion_tokens)
         if info.cost:
             m.child(m.cost, model).inc(info.cost)
-        self.m.retries.inc(info.retries)
+        m.retries.inc(info.retries)
         if info.fallbacks:
-            self.m.fallbacks.inc()
+            m.fallbacks.inc()
         if info.cache_hit:
-            self.m.cache_hits.inc()
+            m.cache_hits.inc()

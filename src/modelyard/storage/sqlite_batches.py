@@ -61,8 +61,8 @@ class SQLiteBatchWriter:
         self._executor.shutdown(wait=True)
 
     def _write(self, logs: Sequence[RequestLog]) -> int:
-        # The values are made here too: serializing a batch's bodies took milliseconds, in one piece, on the
-        # event loop; on this thread the loop takes the GIL back every switch interval.
+        # The rows' values were made ahead, on the event loop, as the log writer built each row (``prepare``): what
+        # Python work is left here (flattening them, tags) competes with the loop for the GIL while it runs.
         inserts = self._statements(logs)
         statement = "BEGIN IMMEDIATE"
         try:
