@@ -349,12 +349,12 @@ def test_values_encoded_ahead_are_used_for_that_row_only() -> None:
     dialect = sqlite_dialect()
     dialect._json_serializer = json_dumps
     insert = LogInsert(dialect)
-    log = make_log(1)
+    log, twin = make_log(1), make_log(1)
     insert.prepare(log)
-    assert insert.encoded(log) == insert.values(log)
-    log._encoded = (id(log), ["ahead"])  # what ``prepare`` left is what the write binds...
+    assert insert.encoded(log) == insert.values(log) and log == twin  # the encoding is no part of the row
+    object.__setattr__(log, "_encoded", ["ahead"])  # what ``prepare`` left is what the write binds...
     assert insert.encoded(log) == ["ahead"]
-    copy = log.model_copy(update={"request_id": "req_other"})  # ...but never for another row that carries it
+    copy = log.model_copy(update={"request_id": "req_other"})  # ...but never for another row made from it
     assert insert.encoded(copy) == insert.values(copy) and insert.encoded(copy)[0] == "req_other"
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from pydantic import Field
 
 from modelyard import errors
 from modelyard.pipeline import CallOptions, ChatStream
@@ -37,9 +38,30 @@ def _naming(model: str) -> Iterator[None]:
         raise
 
 
+class RemoteInfo(ModelyardInfo):
+    """``ModelyardInfo`` as a modelyard server reported it: the server's own retry and fallback counts, since its
+    failed attempts are not known here (``attempts`` holds only the one that answered)."""
+
+    reported_retries: int = Field(default=0, exclude=True, repr=False)
+    reported_fallbacks: int = Field(default=0, exclude=True, repr=False)
+
+    @property
+    def retries(self) -> int:
+        return self.reported_retries
+
+    @property
+    def fallbacks(self) -> int:
+        return self.reported_fallbacks
+
+
 def info_from_headers(headers: Mapping[str, str], requested: str) -> ModelyardInfo:
     """What the server reported about a call, rebuilt from its ``x-modelyard-*`` headers."""
-    info = ModelyardInfo(request_id=headers.get("x-request-id", ""), requested_model=requested)
+    info = RemoteInfo(
+        request_id=headers.get("x-request-id", ""),
+        requested_model=requested,
+        reported_retries=_count(headers, "x-modelyard-retries"),
+        reported_fallbacks=_count(headers, "x-modelyard-fallbacks"),
+    )
     info.provider = headers.get("x-modelyard-provider")
     info.served_model = headers.get("x-modelyard-model")
     cost = headers.get("x-modelyard-cost")
@@ -47,7 +69,6 @@ def info_from_headers(headers: Mapping[str, str], requested: str) -> ModelyardIn
     info.cache_hit = headers.get("x-modelyard-cache") == "hit"
     if info.served_model:
         info.attempts = [AttemptInfo(model=info.served_model, provider=info.provider or "", status=200)]
-    info.report_counts(_count(headers, "x-modelyard-retries"), _count(headers, "x-modelyard-fallbacks"))
     return info
 
 

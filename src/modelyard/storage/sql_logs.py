@@ -99,12 +99,13 @@ class LogInsert:
         """Encode the row's values now, on the caller's thread: the log writer does it on the event loop as it
         builds each row. Made on the SQLite thread with the batch, that Python work took the GIL from the loop for
         whole switch intervals (p99 latency at concurrency 1 x1.5, benchmarks/RESULTS.md)."""
-        log._encoded = (id(log), self.values(log))
+        object.__setattr__(log, "_encoded", self.values(log))  # the slot itself: pydantic's own setattr would
+        # keep it among the private attributes, where it would take part in ``==``
 
     def encoded(self, log: RequestLog) -> list[Any]:
-        """The values ``prepare`` made for this very row, else made now."""
-        found = log._encoded
-        return found[1] if found is not None and found[0] == id(log) else self.values(log)
+        """The values ``prepare`` made for this row, else made now."""
+        found: list[Any] | None = getattr(log, "_encoded", None)
+        return found if found is not None else self.values(log)
 
     def values(self, log: RequestLog) -> list[Any]:
         """The row's values in ``LOG_COLUMNS`` order, as the driver gets them."""

@@ -10,7 +10,7 @@ import uuid
 from itertools import pairwise
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from modelyard.types.usage import Usage
 
@@ -155,19 +155,10 @@ class ModelyardInfo(_Open):
     billed_cost: float | None = None
     usage_estimated: bool = False
     cache_hit: bool = False
-    #: (retries, fallbacks) as a modelyard server reported them, where the attempts themselves are not known.
-    _reported: tuple[int, int] | None = PrivateAttr(default=None)
-
-    def report_counts(self, retries: int, fallbacks: int) -> None:
-        """Take the retry and fallback counts a remote modelyard server sent (``x-modelyard-retries`` and
-        ``x-modelyard-fallbacks``): its failed attempts are not in ``attempts`` here."""
-        self._reported = (retries, fallbacks)
 
     @property
     def retries(self) -> int:
         """Attempts that followed a failed attempt on the same model (the copies of an emulated ``n`` are not)."""
-        if self._reported is not None:
-            return self._reported[0]
         return sum(
             1 for before, after in pairwise(self.attempts) if after.model == before.model and before.status != 200
         )
@@ -175,8 +166,6 @@ class ModelyardInfo(_Open):
     @property
     def fallbacks(self) -> int:
         """Other models tried after the first."""
-        if self._reported is not None:
-            return self._reported[1]
         return max(0, len({a.model for a in self.attempts}) - 1)
 
 
