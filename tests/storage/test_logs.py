@@ -356,6 +356,7 @@ def test_values_encoded_ahead_are_used_for_that_row_only() -> None:
     assert insert.encoded(log) == ["ahead"]
     copy = log.model_copy(update={"request_id": "req_other"})  # ...but never for another row made from it
     assert insert.encoded(copy) == insert.values(copy) and insert.encoded(copy)[0] == "req_other"
+    assert RequestLog.__private_attributes__ == {}  # a bare slot: a private attribute costs every row built
 
 
 async def test_closing_a_store_twice_is_harmless(store: SQLStore) -> None:

@@ -87,10 +87,10 @@ class _Model(BaseModel):
 class RequestLog(_Model):
     """One row per logical request, with every attempt it took."""
 
-    # The row's column values as a store encoded them ahead of its write (``SQLLogStore.prepare``). A slot, not a
-    # pydantic private attribute (those cost ~1.5 µs per row built and per read); copies do not carry it.
+    # ``_encoded``: the row's column values as a store encoded them ahead of its write (``SQLLogStore.prepare``).
+    # A bare slot, not annotated: an annotation would make it a pydantic private attribute (those cost ~1.5 µs per
+    # row built and per read). Copies do not carry it.
     __slots__ = ("_encoded",)
-    _encoded: list[Any]
 
     request_id: str = Field(min_length=1, max_length=128)
     created_at: datetime = Field(default_factory=utcnow)

@@ -99,8 +99,8 @@ class LogInsert:
         """Encode the row's values now, on the caller's thread: the log writer does it on the event loop as it
         builds each row. Made on the SQLite thread with the batch, that Python work took the GIL from the loop for
         whole switch intervals (p99 latency at concurrency 1 x1.5, benchmarks/RESULTS.md)."""
-        object.__setattr__(log, "_encoded", self.values(log))  # the slot itself: pydantic's own setattr would
-        # keep it among the private attributes, where it would take part in ``==``
+        # Into the slot itself: pydantic's setattr would keep it among the private attributes, part of ``==``.
+        object.__setattr__(log, "_encoded", self.values(log))
 
     def encoded(self, log: RequestLog) -> list[Any]:
         """The values ``prepare`` made for this row, else made now."""
