@@ -11,7 +11,7 @@ import modelyard
 
 SRC = pathlib.Path(modelyard.__file__).parent
 
-FOUNDATION = {"types", "errors", "config", "pipeline", "streaming", "retry", "redaction", "_lazy"}
+FOUNDATION = {"types", "errors", "config", "pipeline", "streaming", "retry", "redaction", "watchdog", "_lazy"}
 SUPPORT = {"storage", "pricing", "tokens", "templates"}
 FLOW = {"middleware", "routing", "providers"}
 SHELLS = {"server", "cli", "sdk", "web", "agent"}

@@ -6,7 +6,6 @@ user hooks (from settings or the ``modelyard.middleware`` entry-point group) are
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -18,6 +17,7 @@ from modelyard import errors
 from modelyard.streaming import close_iterator
 from modelyard.types.chat import AttemptInfo, ChatChunk, ChatRequest, ChatResponse, ModelyardInfo
 from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
+from modelyard.watchdog import Watchdog
 
 CallKind = Literal["chat", "stream", "embed"]
 
@@ -110,6 +110,7 @@ class ChatStream:
         self._end_hooks: list[EndHook] = []
         self._end: StreamEnd | None = None
         self._source: ChatStream | None = None  # set by ``wrap``: closed too, even if never iterated
+        self._watchdog: Watchdog | None = None  # times ``next_batch`` waits (one timer for the whole stream)
 
     @classmethod
     def batched(cls, batches: AsyncIterator[list[ChatChunk]], info: ModelyardInfo) -> ChatStream:
@@ -151,9 +152,9 @@ class ChatStream:
             if timeout is None:
                 batch = await self._next()
             else:
+                self._watchdog = self._watchdog or Watchdog()
                 try:
-                    async with asyncio.timeout(timeout):
-                        batch = await self._next()
+                    batch = await self._watchdog.wait(self._next(), timeout)
                 except TimeoutError:
                     raise errors.TimeoutError(f"no {waiting_for} from the model within {timeout:g}s") from None
         except StopAsyncIteration:
@@ -181,6 +182,8 @@ class ChatStream:
         if self.closed:
             return
         self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.close()
         try:
             await close_iterator(self._chunks)
         finally:

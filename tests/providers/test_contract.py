@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import pkgutil
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -51,7 +53,7 @@ async def provider(cases: contract.ProviderCases, upstream: ScriptedServer) -> A
     await http.aclose()
 
 
-def _call(cases: contract.ProviderCases, tools: bool = False) -> ProviderCall:
+def _call(cases: contract.ProviderCases, tools: bool = False, read_timeout: float = 5) -> ProviderCall:
     request = ChatRequest(
         model=cases.model,
         messages=[Message(role="system", content="Be brief."), Message(role="user", content="Say hello")],
@@ -75,7 +77,8 @@ def _call(cases: contract.ProviderCases, tools: bool = False) -> ProviderCall:
         if tools
         else None,
     )
-    return ProviderCall(request=request, request_id="req-test", api_key="test-key", timeouts=Timeouts(read=5))
+    timeouts = Timeouts(read=read_timeout)
+    return ProviderCall(request=request, request_id="req-test", api_key="test-key", timeouts=timeouts)
 
 
 async def test_plain(provider: Provider, cases: contract.ProviderCases, upstream: ScriptedServer) -> None:
@@ -134,6 +137,30 @@ async def test_truncated_stream_is_an_error(
     with pytest.raises(errors.StreamInterruptedError):
         async for _ in provider.stream(_call(cases)):
             pass
+
+
+async def test_stream_silent_for_the_read_timeout_fails(
+    provider: Provider, cases: contract.ProviderCases, upstream: ScriptedServer
+) -> None:
+    upstream.script(dataclasses.replace(cases.stream, chunk_delay=5))  # the first event, then 5 s of silence
+    started = time.monotonic()
+    with pytest.raises(errors.TimeoutError):
+        async for _ in provider.stream(_call(cases, read_timeout=0.3)):
+            pass
+    assert 0.25 <= time.monotonic() - started < 2
+
+
+async def test_a_slow_steady_stream_is_within_the_read_timeout(
+    provider: Provider, cases: contract.ProviderCases, upstream: ScriptedServer
+) -> None:
+    assert cases.stream.sse is not None and len(cases.stream.sse) >= 2
+    upstream.script(dataclasses.replace(cases.stream, chunk_delay=0.3))  # a pause after each event
+    started = time.monotonic()
+    acc = ChunkAccumulator()
+    async for chunk in provider.stream(_call(cases, read_timeout=0.5)):
+        acc.add(chunk)
+    assert acc.response().text == contract.TEXT
+    assert time.monotonic() - started > 0.5  # longer than one read timeout: the limit is per read
 
 
 async def test_errors(provider: Provider, cases: contract.ProviderCases, upstream: ScriptedServer) -> None:

@@ -36,6 +36,7 @@ FOUNDATION = (
     "modelyard.config",
     "modelyard.pipeline",
     "modelyard.streaming",
+    "modelyard.watchdog",
     "modelyard.storage",
 )
 

@@ -14,6 +14,7 @@ from modelyard import errors
 from modelyard.config import HttpSettings
 from modelyard.providers.base import Timeouts
 from modelyard.retry import parse_retry_after, parse_should_retry
+from modelyard.watchdog import Watchdog
 
 MAX_ERROR_TEXT = 2000
 
@@ -71,10 +72,17 @@ class HttpClient:
         provider: str,
         model: str | None,
         parse_error: ErrorParser | None = None,
+        stream: bool = False,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """Send a request; non-2xx answers raise the translated error; transport faults raise typed errors."""
+        """Send a request; non-2xx answers raise the translated error; transport faults raise typed errors.
+
+        With ``stream``, read the body through ``StreamBody``, which applies the read timeout itself."""
         timeout = aiohttp.ClientTimeout(
-            total=timeouts.total, connect=timeouts.pool, sock_connect=timeouts.connect, sock_read=timeouts.read
+            total=timeouts.total,
+            connect=timeouts.pool,
+            sock_connect=timeouts.connect,
+            # aiohttp re-arms a timer on every network read for this: a stream's reads share one instead.
+            sock_read=None if stream else timeouts.read,
         )
         data = orjson.dumps(json) if json is not None else None
         all_headers = {"Content-Type": "application/json", **(headers or {})}
@@ -135,6 +143,32 @@ class HttpClient:
                 raise errors.ProviderError(
                     f"upstream sent invalid JSON: {raw[:200]!r}", provider=provider, model=model
                 ) from exc
+
+
+class StreamBody:
+    """A streamed body as it arrives, for ``HttpClient.request(stream=True)``: ``async with StreamBody(response,
+    read_timeout) as body: async for data in body``. ``TimeoutError`` when no bytes come for ``read_timeout``
+    seconds (raised inside the request's block, which turns it into the typed upstream timeout)."""
+
+    def __init__(self, response: aiohttp.ClientResponse, read_timeout: float) -> None:
+        self._content = response.content
+        self._read_timeout = read_timeout
+        self._watchdog = Watchdog()
+
+    async def __aenter__(self) -> StreamBody:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._watchdog.close()
+
+    def __aiter__(self) -> StreamBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        data = await self._watchdog.wait(self._content.readany(), self._read_timeout)
+        if not data:
+            raise StopAsyncIteration
+        return data
 
 
 async def translate_error(

@@ -18,6 +18,7 @@ import orjson
 
 from modelyard import errors
 from modelyard.providers import gemini_wire as wire
+from modelyard.providers._http import StreamBody
 from modelyard.providers.base import EmbedCall, ProviderCall, ProviderContext
 from modelyard.streaming import iter_sse
 from modelyard.types.chat import (
@@ -109,17 +110,21 @@ class GeminiProvider:
         model = call.request.model
         state = _StreamState(self.name, model)
         try:
-            async with self.context.http.request(
-                "POST",
-                f"{self.base_url}/{model_path(model)}:streamGenerateContent?alt=sse",
-                json=self._body(call),
-                headers=self._headers(call.api_key, call.headers),
-                timeouts=call.timeouts,
-                provider=self.name,
-                model=model,
-                parse_error=parse_error,
-            ) as response:
-                async for event in iter_sse(response.content.iter_any()):
+            async with (
+                self.context.http.request(
+                    "POST",
+                    f"{self.base_url}/{model_path(model)}:streamGenerateContent?alt=sse",
+                    json=self._body(call),
+                    headers=self._headers(call.api_key, call.headers),
+                    timeouts=call.timeouts,
+                    provider=self.name,
+                    model=model,
+                    parse_error=parse_error,
+                    stream=True,
+                ) as response,
+                StreamBody(response, call.timeouts.read) as body,
+            ):
+                async for event in iter_sse(body):
                     if not event.data or event.data == "[DONE]":
                         continue
                     chunk = state.on_event(state.decode(event.data))

@@ -7,6 +7,7 @@ from typing import Any
 
 from modelyard import errors
 from modelyard.errors import openai_error_parser
+from modelyard.providers._http import StreamBody
 from modelyard.providers.base import EmbedCall, ProviderCall, ProviderContext
 from modelyard.streaming import SSEDecoder, SSEEvent
 from modelyard.types.chat import ChatChunk, ChatResponse
@@ -76,15 +77,17 @@ class OpenAICompatProvider:
             provider=self.name,
             model=model,
             parse_error=openai_error_parser,
+            stream=True,
         ) as response:
             progress = _Progress()
             decoder = SSEDecoder()
-            async for data in response.content.iter_any():
-                batch = self._chunks(decoder.feed(data), progress, model)
-                if batch:
-                    yield batch
-                if progress.done:
-                    return
+            async with StreamBody(response, call.timeouts.read) as body:
+                async for data in body:
+                    batch = self._chunks(decoder.feed(data), progress, model)
+                    if batch:
+                        yield batch
+                    if progress.done:
+                        return
             batch = self._chunks(decoder.flush(), progress, model)
             if batch:
                 yield batch

@@ -26,6 +26,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from modelyard.config import data_dir
 from modelyard.storage.base import RequestLog
 from modelyard.storage.spill import SpillDir, read_chunks
+from modelyard.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class LogWriter:
         self._retry_at = 0.0
         self._stats = WriterStats()
         self._task: asyncio.Task[None] | None = None
+        self._watchdog = Watchdog()  # times the wait for each next row of a batch (one timer, not one a row)
         # The spill file being replayed and the rest of its chunks; then the files this round has still to start.
         self._replaying: tuple[Path, Generator[list[str], None, None]] | None = None
         self._replay_paths: list[Path] = []
@@ -237,14 +239,17 @@ class LogWriter:
             self._spill.adopt_orphans()
         except OSError as exc:
             logger.error("cannot read the spill folder %s: %s", self._spill.folder, exc)
-        while True:
-            batch, stop = await self._collect()
-            if self._spill.has_pending() and self._due():
-                await self._replay()
-            if batch:
-                await self._write(batch)
-            if stop:
-                return
+        try:
+            while True:
+                batch, stop = await self._collect()
+                if self._spill.has_pending() and self._due():
+                    await self._replay()
+                if batch:
+                    await self._write(batch)
+                if stop:
+                    return
+        finally:
+            self._watchdog.close()
 
     async def _collect(self) -> tuple[list[RequestLog], bool]:
         """The next batch, and whether ``close`` asked to stop after it."""
@@ -279,8 +284,7 @@ class LogWriter:
         if not self._queue.empty():
             return self._queue.get_nowait()
         try:
-            async with asyncio.timeout(max(0.0, deadline - asyncio.get_running_loop().time())):
-                return await self._queue.get()
+            return await self._watchdog.wait(self._queue.get(), max(0.0, deadline - asyncio.get_running_loop().time()))
         except TimeoutError:
             return _TIMED_OUT
 
