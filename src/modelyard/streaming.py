@@ -57,6 +57,8 @@ class SSEDecoder:
         self._buffer += chunk
         if len(self._buffer) > MAX_EVENT_BYTES:
             raise ValueError("SSE line exceeds the size limit")
+        if b"\r" not in self._buffer:
+            return self._feed_lf_lines()
         events: list[SSEEvent] = []
         buffer, start = self._buffer, 0
         while True:
@@ -68,6 +70,20 @@ class SSEDecoder:
                 events.append(event)
             start = end + size
         self._buffer = buffer[start:]
+        return events
+
+    def _feed_lf_lines(self) -> list[SSEEvent]:
+        """``feed`` for a buffer whose lines all end in LF (what servers send): split in one call, and the
+        ``data: `` lines that make up nearly every stream handled without ``_line``."""
+        *lines, self._buffer = self._buffer.split(b"\n")
+        events: list[SSEEvent] = []
+        for raw in lines:
+            if raw.startswith(b"data: "):
+                self._data.append(raw[6:].decode("utf-8", errors="replace"))
+                continue
+            event = self._line(raw.decode("utf-8", errors="replace"))
+            if event is not None:
+                events.append(event)
         return events
 
     def flush(self) -> list[SSEEvent]:

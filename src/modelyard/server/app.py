@@ -69,12 +69,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # (full collections otherwise stalled the event loop for 60-70 ms under load; see benchmarks/RESULTS.md).
         gc.collect()
         gc.freeze()
-        thresholds = gc.get_threshold()
-        gc.set_threshold(YOUNG_GC_THRESHOLD, *thresholds[1:])
+        gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])  # for the process's life, as the freeze
         try:
             yield
         finally:
-            gc.set_threshold(*thresholds)
             await spend.drain()
             await gateway.aclose()
 

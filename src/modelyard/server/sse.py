@@ -24,7 +24,7 @@ def openai_chunk_bytes(include_usage: bool, model: str, info: ModelyardInfo | No
     before a stream's cost is known. OpenAI clients ignore the extra field."""
 
     def frame(data: dict[str, object]) -> bytes:
-        return b"data: " + orjson.dumps(data) + b"\n\n"
+        return b"".join((b"data: ", orjson.dumps(data), b"\n\n"))
 
     def encode(chunk: ChatChunk) -> bytes | None:
         wire = chunk.wire  # an OpenAI-compatible upstream's own object: forwarded as it came (cheaper than a dump)
@@ -40,7 +40,9 @@ def openai_chunk_bytes(include_usage: bool, model: str, info: ModelyardInfo | No
         if usage is not None and not include_usage and not data["choices"]:
             return None
         if not include_usage or usage is None:
-            return frame({**data, "usage": None} if include_usage else data)
+            if include_usage:
+                data["usage"] = None  # ``data`` is this chunk's own copy (its wire form, forgotten, or a dump)
+            return frame(data)
         accounting = _accounting(info)
         if not data["choices"]:
             return frame({**data, "usage": usage, **accounting})

@@ -1,0 +1,245 @@
+"""Machine instructions per request (valgrind's callgrind): a count that a noisy machine does not disturb.
+
+CPU time per request on a shared 2-core VM moved by up to 2x from one minute to the next in session 8 (the same
+pure-Python loop took 152-311 ms), which hides any change smaller than that. Instructions executed do not
+depend on the host: two runs of the same code agree within ~0.5 %. This script drives an ASGI app in-process (no
+uvicorn, no load generator: the HTTP server's own parsing is left out, the same for every target) against the
+fast mock upstream in its own process, with callgrind counting only the measured requests of the app's process,
+all its threads included (the SQLite writer's too).
+
+Targets: ``relay`` (``asgi_relay.py``'s app), ``modelyard`` (``create_app``, request logging into a SQLite file),
+``modelyard-nolog``. Modes: ``plain``, ``stream`` (20 chunks + usage + [DONE]).
+
+Run (needs ``valgrind``: ``apt-get install -y valgrind``; ~20 s a measurement):
+    .venv/bin/python benchmarks/instructions.py [--targets relay,modelyard,modelyard-nolog] [--modes plain,stream]
+        [--requests 400] [--src other/checkout/src]   # --src: count another checkout's code (before/after)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+TARGETS = ("relay", "modelyard", "modelyard-nolog")
+MODES = ("plain", "stream")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def request_body(stream: bool) -> bytes:
+    import orjson
+
+    body: dict[str, Any] = {
+        "model": "up/x",
+        "messages": [{"role": "user", "content": "Say hello to the benchmark."}],
+        "max_tokens": 32,
+    }
+    if stream:
+        body.update(stream=True, stream_options={"include_usage": True})
+    return orjson.dumps(body)
+
+
+async def call_app(app: Any, raw: bytes) -> None:
+    """One POST /v1/chat/completions through the ASGI app, the response read to its end."""
+    sent: list[dict[str, Any]] = []
+    finished = asyncio.Event()
+    pending = [{"type": "http.request", "body": raw, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if pending:
+            return pending.pop()
+        await finished.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1:4000"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(raw)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 4000),
+    }
+    await app(scope, receive, send)
+    finished.set()
+    if sent[0].get("status") != 200 or sent[-1].get("more_body"):
+        raise RuntimeError(f"bad response: {sent[:2]}")
+
+
+class Lifespan:
+    """Runs the app's lifespan startup and shutdown."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        self.task = asyncio.get_running_loop().create_task(self.app(scope, self.inbox.get, self.outbox.put))
+        await self.inbox.put({"type": "lifespan.startup"})
+        reply = await self.outbox.get()
+        if reply["type"] != "lifespan.startup.complete":
+            raise RuntimeError(f"startup failed: {reply}")
+
+    async def stop(self) -> None:
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        await self.outbox.get()
+        assert self.task is not None
+        await self.task
+
+
+def build_app(target: str, upstream: str, home: Path) -> Any:
+    if target == "relay":
+        sys.path.insert(0, str(HERE))
+        import asgi_relay
+
+        return asgi_relay.build_app(upstream)
+    (home / "data").mkdir(parents=True)
+    (home / "config").mkdir()
+    os.environ.update(
+        XDG_DATA_HOME=str(home / "data"),
+        XDG_CONFIG_HOME=str(home / "config"),
+        MODELYARD_PROVIDERS__UP__BASE_URL=upstream,
+        MODELYARD_DATABASE_URL=f"sqlite+aiosqlite:///{home / 'modelyard.db'}",
+        MODELYARD_SPILL_DIR=str(home / "spill"),
+        MODELYARD_LOG_REQUESTS="false" if target == "modelyard-nolog" else "true",
+    )
+    from modelyard.config import load_settings
+    from modelyard.server.app import create_app
+
+    return create_app(load_settings())
+
+
+async def child(args: argparse.Namespace) -> None:
+    """Inside valgrind: warm up, count ``--requests`` requests, dump the counts, stop counting."""
+    app = build_app(args.target, args.upstream, Path(args.home))
+    raw = request_body(args.mode == "stream")
+    lifespan = Lifespan(app)
+    await lifespan.start()
+    for _ in range(args.warmup):
+        await call_app(app, raw)
+    await asyncio.sleep(1.0)  # the warm-up's log rows written
+    pid = os.getpid()
+    subprocess.run(["callgrind_control", "--instr=on", str(pid)], check=True, capture_output=True)
+    for _ in range(args.requests):
+        await call_app(app, raw)
+    await asyncio.sleep(1.0)  # the measured requests' log rows written (the writer flushes every 0.2 s)
+    subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+    subprocess.run(["callgrind_control", "--instr=off", str(pid)], check=True, capture_output=True)
+    await lifespan.stop()
+
+
+def measure(target: str, mode: str, args: argparse.Namespace, upstream: str, tmp: Path) -> float:
+    """Instructions per request of one target and mode."""
+    name = f"{target}-{mode}"
+    out = tmp / f"{name}.callgrind"
+    env = dict(os.environ)
+    if args.src:
+        env["PYTHONPATH"] = os.pathsep.join([args.src, env.get("PYTHONPATH", "")])
+    argv = [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={out}",
+        sys.executable,
+        __file__,
+        "--child",
+        "--target",
+        target,
+        "--mode",
+        mode,
+        "--requests",
+        str(args.requests),
+        "--warmup",
+        str(args.warmup),
+        "--upstream",
+        upstream,
+        "--home",
+        str(tmp / name),
+    ]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800)
+    dumps = sorted(tmp.glob(f"{name}.callgrind.*"))
+    if result.returncode != 0 or not dumps:
+        raise RuntimeError(f"{name} failed:\n{result.stderr[-3000:]}")
+    total = 0
+    for line in dumps[0].read_text(errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            total = int(line.split()[1])
+            break
+    return total / args.requests
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--src", help="import modelyard from this folder instead (another checkout's src/)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--target", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", help=argparse.SUPPRESS)
+    parser.add_argument("--home", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        import uvloop
+
+        uvloop.run(child(args))
+        return
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        sys.exit("valgrind is not installed (Debian/Ubuntu: apt-get install -y valgrind)")
+    tmp = Path(tempfile.mkdtemp(prefix="modelyard-instructions-"))
+    port = free_port()
+    mock_argv = [sys.executable, str(HERE / "mock_upstream.py"), "--port", str(port), "--chunks", "20"]
+    mock = subprocess.Popen(mock_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        upstream = f"http://127.0.0.1:{port}/v1"
+        rows: dict[tuple[str, str], float] = {}
+        for mode in args.modes.split(","):
+            for target in args.targets.split(","):
+                rows[target, mode] = measure(target, mode, args, upstream, tmp)
+                print(f"# {target} {mode}: {rows[target, mode] / 1000:,.0f} k instructions/request", file=sys.stderr)
+        print("\n| target | mode | instructions per request | x relay |\n|---|---|---:|---:|")
+        for (target, mode), count in rows.items():
+            relay = rows.get(("relay", mode))
+            ratio = f"{count / relay:.2f}" if relay else "—"
+            print(f"| {target} | {mode} | {count / 1000:,.0f} k | {ratio} |")
+    finally:
+        mock.kill()
+        mock.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
