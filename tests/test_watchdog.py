@@ -77,3 +77,15 @@ async def test_a_timeout_in_a_cancelled_task_stays_a_cancellation() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def test_a_watchdog_used_on_a_second_event_loop_times_waits_there() -> None:
+    watchdog = Watchdog()
+
+    async def series() -> None:
+        await watchdog.wait(asyncio.sleep(0), 30)
+        with pytest.raises(TimeoutError):
+            await watchdog.wait(asyncio.sleep(5), 0.1)
+
+    asyncio.run(series())
+    asyncio.run(series())  # a timer armed on the first (closed) loop must not stand in for this one

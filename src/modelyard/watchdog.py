@@ -36,7 +36,10 @@ class Watchdog:
 
     async def wait(self, awaitable: Awaitable[T], seconds: float) -> T:
         """The awaitable's result, or ``TimeoutError`` if it takes more than ``seconds``."""
-        loop = self._loop = self._loop or asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or the owner moved to another loop: its timer stays behind
+            self.close()
+            self._loop = loop
         task = self._task = asyncio.current_task(loop)
         assert task is not None, "Watchdog.wait runs in a task"
         deadline = self._deadline = loop.time() + seconds
