@@ -157,6 +157,7 @@ def test_a_retry_that_succeeds_is_reported_in_the_headers(live_up: LiveServer, u
     with Client(base_url=live_up.url) as remote:  # the SDK's remote mode reports the same
         info = remote.chat(model=MODEL, messages=HELLO).modelyard
     assert info is not None and (info.retries, info.fallbacks) == (1, 0)
+    assert "modelyard_retries_total 2.0" in httpx2.get(f"{live_up.url}/metrics").text  # one for each request
 
 
 def test_disconnect_cancels_upstream_within_a_second(live_up: LiveServer, upstream_thread: ScriptedServer) -> None:

@@ -35,7 +35,9 @@ class Metrics:
         self.tokens = Counter("modelyard_tokens", "Tokens", ["model", "type"], registry=r)
         self.cost = Counter("modelyard_cost_usd", "Cost in USD", ["model"], registry=r)
         self.errors = Counter("modelyard_errors", "Errors by type", ["type"], registry=r)
-        self.in_flight = Gauge("modelyard_in_flight", "Requests in flight", registry=r)
+        # Read when scraped: a plain count is cheaper per request than the gauge's locked inc/dec.
+        self.in_flight = 0
+        Gauge("modelyard_in_flight", "Requests in flight", registry=r).set_function(lambda: self.in_flight)
         self.retries = Counter("modelyard_retries", "Upstream retries", registry=r)
         self.fallbacks = Counter("modelyard_fallbacks", "Requests served by a fallback model", registry=r)
         self.cache_hits = Counter("modelyard_cache_hits", "Responses served from cache", registry=r)
@@ -71,15 +73,15 @@ class MetricsMiddleware:
         self.m = metrics
 
     async def __call__(self, call: Call, next: Handler) -> Outcome:
-        self.m.in_flight.inc()
+        self.m.in_flight += 1
         try:
             outcome = await next(call)
         except BaseException as exc:
-            self.m.in_flight.dec()
+            self.m.in_flight -= 1
             self._finish(call, "error", None, type(exc).__name__)
             raise
         if isinstance(outcome, ChatResponse | EmbeddingResponse):
-            self.m.in_flight.dec()
+            self.m.in_flight -= 1
             self._finish(call, "ok", outcome.usage, None)
             return outcome
         return self._count_stream(call, outcome)
@@ -97,7 +99,7 @@ class MetricsMiddleware:
                 usage = chunk.usage
 
         def on_end(end: StreamEnd) -> None:
-            self.m.in_flight.dec()
+            self.m.in_flight -= 1
             if end.completed:
                 self._finish(call, "ok", usage, None)
             else:  # failed, or closed before its end (the client went away)
@@ -118,7 +120,8 @@ class MetricsMiddleware:
             m.child(m.tokens, model, "completion").inc(usage.completion_tokens)
         if info.cost:
             m.child(m.cost, model).inc(info.cost)
-        m.retries.inc(info.retries)
+        if info.retries:
+            m.retries.inc(info.retries)
         if info.fallbacks:
             m.fallbacks.inc()
         if info.cache_hit:
