@@ -81,6 +81,10 @@ class SSEDecoder:
             if raw.startswith(b"data: "):
                 self._data.append(raw[6:].decode("utf-8", errors="replace"))
                 continue
+            if not raw and self._event is None and self._id is None and self._retry is None and self._data:
+                events.append(SSEEvent("\n".join(self._data)))  # a blank line ends a data-only event
+                self._data = []
+                continue
             event = self._line(raw.decode("utf-8", errors="replace"))
             if event is not None:
                 events.append(event)
