@@ -10,15 +10,20 @@ all its threads included (the SQLite writer's too).
 Targets: ``relay`` (``asgi_relay.py``'s app), ``modelyard`` (``create_app``, request logging into a SQLite file),
 ``modelyard-nolog``. Modes: ``plain``, ``stream`` (20 chunks + usage + [DONE]).
 
-Run (needs ``valgrind``: ``apt-get install -y valgrind``; ~20 s a measurement):
+With ``--served`` each target runs as a real server under callgrind instead and ``load.py`` sends the requests
+over sockets, one at a time: the HTTP server's work is counted too, and ``relay`` is ``aiohttp_relay.py``, the
+relay issue 4's CPU bar is measured against (``asgi-relay`` is there as well).
+
+Run (needs ``valgrind``: ``apt-get install -y valgrind``; ~15 s a measurement):
     .venv/bin/python benchmarks/instructions.py [--targets relay,modelyard,modelyard-nolog] [--modes plain,stream]
-        [--requests 400] [--src other/checkout/src]   # --src: count another checkout's code (before/after)
+        [--requests 400] [--served] [--src other/checkout/src]   # --src: count another checkout's code
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -26,11 +31,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 TARGETS = ("relay", "modelyard", "modelyard-nolog")
+SERVED_TARGETS = ("relay", "asgi-relay", "modelyard", "modelyard-nolog")
+MODELYARD_SERVE = (
+    "from modelyard.config import load_settings; from modelyard.server.run import serve; "
+    "serve(load_settings(), '127.0.0.1', {port})"
+)
 MODES = ("plain", "stream")
 
 
@@ -117,22 +128,27 @@ class Lifespan:
         await self.task
 
 
+def modelyard_env(home: Path, upstream: str, log_requests: bool) -> dict[str, str]:
+    """Settings for a modelyard with its own data folder, the mock as provider ``up``, logging on or off."""
+    (home / "data").mkdir(parents=True)
+    (home / "config").mkdir()
+    return {
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "MODELYARD_PROVIDERS__UP__BASE_URL": upstream,
+        "MODELYARD_DATABASE_URL": f"sqlite+aiosqlite:///{home / 'modelyard.db'}",
+        "MODELYARD_SPILL_DIR": str(home / "spill"),
+        "MODELYARD_LOG_REQUESTS": "true" if log_requests else "false",
+    }
+
+
 def build_app(target: str, upstream: str, home: Path) -> Any:
     if target == "relay":
         sys.path.insert(0, str(HERE))
         import asgi_relay
 
         return asgi_relay.build_app(upstream)
-    (home / "data").mkdir(parents=True)
-    (home / "config").mkdir()
-    os.environ.update(
-        XDG_DATA_HOME=str(home / "data"),
-        XDG_CONFIG_HOME=str(home / "config"),
-        MODELYARD_PROVIDERS__UP__BASE_URL=upstream,
-        MODELYARD_DATABASE_URL=f"sqlite+aiosqlite:///{home / 'modelyard.db'}",
-        MODELYARD_SPILL_DIR=str(home / "spill"),
-        MODELYARD_LOG_REQUESTS="false" if target == "modelyard-nolog" else "true",
-    )
+    os.environ.update(modelyard_env(home, upstream, target != "modelyard-nolog"))
     from modelyard.config import load_settings
     from modelyard.server.app import create_app
 
@@ -187,23 +203,88 @@ def measure(target: str, mode: str, args: argparse.Namespace, upstream: str, tmp
         str(tmp / name),
     ]
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800)
-    dumps = sorted(tmp.glob(f"{name}.callgrind.*"))
-    if result.returncode != 0 or not dumps:
+    if result.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{result.stderr[-3000:]}")
-    total = 0
+    return dumped_instructions(tmp, name) / int(args.requests)
+
+
+def dumped_instructions(tmp: Path, name: str) -> int:
+    """The instruction count in the first dump ``callgrind_control --dump`` made for ``name``."""
+    dumps = sorted(tmp.glob(f"{name}.callgrind.*"))
+    if not dumps:
+        raise RuntimeError(f"{name}: callgrind wrote no dump")
     for line in dumps[0].read_text(errors="replace").splitlines():
         if line.startswith(("summary:", "totals:")):
-            total = int(line.split()[1])
-            break
-    return total / args.requests
+            return int(line.split()[1])
+    raise RuntimeError(f"{name}: no totals in {dumps[0]}")
+
+
+def measure_served(target: str, mode: str, args: argparse.Namespace, upstream: str, tmp: Path) -> float:
+    """Instructions per request of one target running as a server, requests sent over sockets one at a time."""
+    name = f"served-{target}-{mode}"
+    port = free_port()
+    env = dict(os.environ)
+    model = "x"
+    if target in ("relay", "asgi-relay"):
+        script = "aiohttp_relay.py" if target == "relay" else "asgi_relay.py"
+        argv = [sys.executable, str(HERE / script), "--port", str(port), "--upstream", upstream]
+    else:
+        argv = [sys.executable, "-c", MODELYARD_SERVE.format(port=port)]
+        env.update(modelyard_env(tmp / name, upstream, target != "modelyard-nolog"))
+        if args.src:
+            env["PYTHONPATH"] = os.pathsep.join([args.src, env.get("PYTHONPATH", "")])
+        model = "up/x"
+    out = tmp / f"{name}.callgrind"
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+    with (tmp / f"{name}.log").open("w") as log:
+        server = subprocess.Popen([*valgrind, *argv], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    try:
+        wait_until_serving(server, url, model)
+        load = [sys.executable, str(HERE / "load.py"), "--url", url, "--model", model, "--concurrency", "1"]
+        load += ["--warmup", "0", "--duration", "600", *(["--stream"] if mode == "stream" else [])]
+        subprocess.run([*load, "--requests", str(args.warmup)], check=True, capture_output=True)
+        time.sleep(1.0)  # the warm-up's log rows written
+        subprocess.run(["callgrind_control", "--instr=on", str(server.pid)], check=True, capture_output=True)
+        subprocess.run([*load, "--requests", str(args.requests)], check=True, capture_output=True)
+        time.sleep(2.0)  # the measured requests' log rows written
+        subprocess.run(["callgrind_control", "--dump", str(server.pid)], check=True, capture_output=True)
+        subprocess.run(["callgrind_control", "--instr=off", str(server.pid)], check=True, capture_output=True)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    return dumped_instructions(tmp, name) / int(args.requests)
+
+
+def wait_until_serving(server: subprocess.Popen[bytes], url: str, model: str, timeout: float = 300.0) -> None:
+    """Until the server under valgrind (slow to start) answers a chat request."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with {server.returncode}")
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1.0)
+    raise RuntimeError(f"no answer from {url} within {timeout:g}s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--targets", help=f"default: {','.join(TARGETS)}; served: {','.join(SERVED_TARGETS)}")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--served", action="store_true", help="count real servers fed over sockets")
     parser.add_argument("--src", help="import modelyard from this folder instead (another checkout's src/)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
@@ -226,9 +307,11 @@ def main() -> None:
         time.sleep(1.0)
         upstream = f"http://127.0.0.1:{port}/v1"
         rows: dict[tuple[str, str], float] = {}
+        targets = args.targets or ",".join(SERVED_TARGETS if args.served else TARGETS)
+        measure_one = measure_served if args.served else measure
         for mode in args.modes.split(","):
-            for target in args.targets.split(","):
-                rows[target, mode] = measure(target, mode, args, upstream, tmp)
+            for target in targets.split(","):
+                rows[target, mode] = measure_one(target, mode, args, upstream, tmp)
                 print(f"# {target} {mode}: {rows[target, mode] / 1000:,.0f} k instructions/request", file=sys.stderr)
         print("\n| target | mode | instructions per request | x relay |\n|---|---|---:|---:|")
         for (target, mode), count in rows.items():
