@@ -178,9 +178,7 @@ def measure(target: str, mode: str, args: argparse.Namespace, upstream: str, tmp
     """Instructions per request of one target and mode."""
     name = f"{target}-{mode}"
     out = tmp / f"{name}.callgrind"
-    env = dict(os.environ)
-    if args.src:
-        env["PYTHONPATH"] = os.pathsep.join([args.src, env.get("PYTHONPATH", "")])
+    env = source_env(args)
     argv = [
         "valgrind",
         "--tool=callgrind",
@@ -208,6 +206,14 @@ def measure(target: str, mode: str, args: argparse.Namespace, upstream: str, tmp
     return dumped_instructions(tmp, name) / int(args.requests)
 
 
+def source_env(args: argparse.Namespace) -> dict[str, str]:
+    """This environment, importing modelyard from ``--src`` when given."""
+    env = dict(os.environ)
+    if args.src:
+        env["PYTHONPATH"] = os.pathsep.join([args.src, env.get("PYTHONPATH", "")])
+    return env
+
+
 def dumped_instructions(tmp: Path, name: str) -> int:
     """The instruction count in the first dump ``callgrind_control --dump`` made for ``name``."""
     dumps = sorted(tmp.glob(f"{name}.callgrind.*"))
@@ -230,9 +236,7 @@ def measure_served(target: str, mode: str, args: argparse.Namespace, upstream: s
         argv = [sys.executable, str(HERE / script), "--port", str(port), "--upstream", upstream]
     else:
         argv = [sys.executable, "-c", MODELYARD_SERVE.format(port=port)]
-        env.update(modelyard_env(tmp / name, upstream, target != "modelyard-nolog"))
-        if args.src:
-            env["PYTHONPATH"] = os.pathsep.join([args.src, env.get("PYTHONPATH", "")])
+        env = {**source_env(args), **modelyard_env(tmp / name, upstream, target != "modelyard-nolog")}
         model = "up/x"
     out = tmp / f"{name}.callgrind"
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]

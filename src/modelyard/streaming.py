@@ -74,18 +74,14 @@ class SSEDecoder:
 
     def _feed_lf_lines(self) -> list[SSEEvent]:
         """``feed`` for a buffer whose lines all end in LF (what servers send): split in one call, and the
-        ``data: `` lines that make up nearly every stream handled without ``_line``."""
+        ``data: `` and blank lines that make up nearly every stream handled without ``_line``."""
         *lines, self._buffer = self._buffer.split(b"\n")
         events: list[SSEEvent] = []
         for raw in lines:
             if raw.startswith(b"data: "):
                 self._data.append(raw[6:].decode("utf-8", errors="replace"))
                 continue
-            if not raw and self._event is None and self._id is None and self._retry is None and self._data:
-                events.append(SSEEvent("\n".join(self._data)))  # a blank line ends a data-only event
-                self._data = []
-                continue
-            event = self._line(raw.decode("utf-8", errors="replace"))
+            event = self._line(raw.decode("utf-8", errors="replace")) if raw else self._dispatch()
             if event is not None:
                 events.append(event)
         return events
@@ -98,18 +94,14 @@ class SSEDecoder:
             self._buffer = b""
             if event is not None:
                 events.append(event)
-        event = self._line("")
+        event = self._dispatch()
         if event is not None:
             events.append(event)
         return events
 
     def _line(self, line: str) -> SSEEvent | None:
         if line == "":
-            if not self._data and self._event is None:
-                return None
-            event = SSEEvent("\n".join(self._data), self._event, self._id, self._retry)
-            self._data, self._event, self._retry = [], None, None
-            return event
+            return self._dispatch()
         if line.startswith(":"):
             return None
         name, _, value = line.partition(":")
@@ -123,6 +115,14 @@ class SSEDecoder:
         elif name == "retry" and value.isdigit():
             self._retry = int(value)
         return None
+
+    def _dispatch(self) -> SSEEvent | None:
+        """A blank line: the event gathered so far, if any (the last event id carries over)."""
+        if not self._data and self._event is None:
+            return None
+        event = SSEEvent("\n".join(self._data), self._event, self._id, self._retry)
+        self._data, self._event, self._retry = [], None, None
+        return event
 
 
 def _line_end(buffer: bytes, start: int) -> tuple[int, int]:

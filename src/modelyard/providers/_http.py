@@ -76,7 +76,7 @@ class HttpClient:
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Send a request; non-2xx answers raise the translated error; transport faults raise typed errors.
 
-        With ``stream``, read the body through ``StreamBody``, which applies the read timeout itself."""
+        ``stream`` is for ``stream()``, whose ``StreamBody`` applies the read timeout itself."""
         timeout = aiohttp.ClientTimeout(
             total=timeouts.total,
             connect=timeouts.pool,
@@ -114,6 +114,37 @@ class HttpClient:
                 f"could not reach {provider}: {type(exc).__name__}", provider=provider, model=model
             ) from exc
 
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeouts: Timeouts,
+        provider: str,
+        model: str | None,
+        parse_error: ErrorParser | None = None,
+    ) -> AsyncIterator[StreamBody]:
+        """``request`` for a streamed answer: its body as it arrives, with ``timeouts.read`` between reads."""
+        async with self.request(
+            method,
+            url,
+            json=json,
+            headers=headers,
+            timeouts=timeouts,
+            provider=provider,
+            model=model,
+            parse_error=parse_error,
+            stream=True,
+        ) as response:
+            body = StreamBody(response, timeouts.read)
+            try:
+                yield body
+            finally:
+                body.close()
+
     async def post_json(
         self,
         url: str,
@@ -146,19 +177,16 @@ class HttpClient:
 
 
 class StreamBody:
-    """A streamed body as it arrives, for ``HttpClient.request(stream=True)``: ``async with StreamBody(response,
-    read_timeout) as body: async for data in body``. ``TimeoutError`` when no bytes come for ``read_timeout``
-    seconds (raised inside the request's block, which turns it into the typed upstream timeout)."""
+    """A streamed body as it arrives (from ``HttpClient.stream``). ``TimeoutError`` when no bytes come for
+    ``read_timeout`` seconds: what aiohttp's ``sock_read`` does, with one timer for all the reads instead of one each;
+    raised inside the request's block, which turns it into the typed upstream timeout."""
 
     def __init__(self, response: aiohttp.ClientResponse, read_timeout: float) -> None:
         self._content = response.content
         self._read_timeout = read_timeout
         self._watchdog = Watchdog()
 
-    async def __aenter__(self) -> StreamBody:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
+    def close(self) -> None:
         self._watchdog.close()
 
     def __aiter__(self) -> StreamBody:

@@ -14,7 +14,6 @@ import orjson
 
 from modelyard import errors
 from modelyard.providers import anthropic_wire as wire
-from modelyard.providers._http import StreamBody
 from modelyard.providers.base import EmbedCall, ProviderCall, ProviderContext
 from modelyard.streaming import iter_sse
 from modelyard.types.chat import (
@@ -89,20 +88,16 @@ class AnthropicProvider:
         """Stream the answer; the final chunk carries the finish reason and the complete usage."""
         model = call.request.model
         state = _StreamState(provider=self.name, model=model)
-        async with (
-            self.context.http.request(
-                "POST",
-                self.url,
-                json=self.body(call, stream=True),
-                headers={**self.headers(call), "Accept": "text/event-stream"},
-                timeouts=call.timeouts,
-                provider=self.name,
-                model=model,
-                parse_error=wire.parse_error,
-                stream=True,
-            ) as response,
-            StreamBody(response, call.timeouts.read) as body,
-        ):
+        async with self.context.http.stream(
+            "POST",
+            self.url,
+            json=self.body(call, stream=True),
+            headers={**self.headers(call), "Accept": "text/event-stream"},
+            timeouts=call.timeouts,
+            provider=self.name,
+            model=model,
+            parse_error=wire.parse_error,
+        ) as body:
             async for event in iter_sse(body):
                 chunk = state.handle(event.event, event.data)
                 if chunk is not None:

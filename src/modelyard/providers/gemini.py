@@ -18,7 +18,6 @@ import orjson
 
 from modelyard import errors
 from modelyard.providers import gemini_wire as wire
-from modelyard.providers._http import StreamBody
 from modelyard.providers.base import EmbedCall, ProviderCall, ProviderContext
 from modelyard.streaming import iter_sse
 from modelyard.types.chat import (
@@ -110,20 +109,16 @@ class GeminiProvider:
         model = call.request.model
         state = _StreamState(self.name, model)
         try:
-            async with (
-                self.context.http.request(
-                    "POST",
-                    f"{self.base_url}/{model_path(model)}:streamGenerateContent?alt=sse",
-                    json=self._body(call),
-                    headers=self._headers(call.api_key, call.headers),
-                    timeouts=call.timeouts,
-                    provider=self.name,
-                    model=model,
-                    parse_error=parse_error,
-                    stream=True,
-                ) as response,
-                StreamBody(response, call.timeouts.read) as body,
-            ):
+            async with self.context.http.stream(
+                "POST",
+                f"{self.base_url}/{model_path(model)}:streamGenerateContent?alt=sse",
+                json=self._body(call),
+                headers=self._headers(call.api_key, call.headers),
+                timeouts=call.timeouts,
+                provider=self.name,
+                model=model,
+                parse_error=parse_error,
+            ) as body:
                 async for event in iter_sse(body):
                     if not event.data or event.data == "[DONE]":
                         continue

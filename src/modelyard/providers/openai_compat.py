@@ -7,7 +7,6 @@ from typing import Any
 
 from modelyard import errors
 from modelyard.errors import openai_error_parser
-from modelyard.providers._http import StreamBody
 from modelyard.providers.base import EmbedCall, ProviderCall, ProviderContext
 from modelyard.streaming import SSEDecoder, SSEEvent
 from modelyard.types.chat import ChatChunk, ChatResponse
@@ -68,7 +67,7 @@ class OpenAICompatProvider:
     async def stream_batches(self, call: ProviderCall) -> AsyncIterator[list[ChatChunk]]:
         """The stream, as lists of the chunks that one network read delivered (forwarded together)."""
         model = call.request.model
-        async with self.context.http.request(
+        async with self.context.http.stream(
             "POST",
             f"{self.base_url}/chat/completions",
             json=self._body(call, stream=True),
@@ -77,17 +76,15 @@ class OpenAICompatProvider:
             provider=self.name,
             model=model,
             parse_error=openai_error_parser,
-            stream=True,
-        ) as response:
+        ) as body:
             progress = _Progress()
             decoder = SSEDecoder()
-            async with StreamBody(response, call.timeouts.read) as body:
-                async for data in body:
-                    batch = self._chunks(decoder.feed(data), progress, model)
-                    if batch:
-                        yield batch
-                    if progress.done:
-                        return
+            async for data in body:
+                batch = self._chunks(decoder.feed(data), progress, model)
+                if batch:
+                    yield batch
+                if progress.done:
+                    return
             batch = self._chunks(decoder.flush(), progress, model)
             if batch:
                 yield batch
