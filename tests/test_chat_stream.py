@@ -51,6 +51,31 @@ async def test_iterating_chunk_by_chunk_after_a_batch_was_split() -> None:
         await stream.next_batch()
 
 
+async def test_delivered_hooks_see_a_batch_only_after_it_was_handed_out() -> None:
+    stream = ChatStream.batched(batches(["a", "b"], ["c"]), ModelyardInfo())
+    delivered: list[str] = []
+    order: list[str] = []
+    stream.observe(
+        lambda c: delivered.append(c.text), lambda end: order.append(f"end after {delivered}"), delivered=True
+    )
+    assert [c.text for c in await stream.next_batch()] == ["a", "b"]
+    assert delivered == []  # nothing ran between the batch's arrival and its hand-out
+    assert [c.text for c in await stream.next_batch()] == ["c"]
+    assert delivered == ["a", "b"]
+    with pytest.raises(StopAsyncIteration):
+        await stream.next_batch()
+    assert order == ["end after ['a', 'b', 'c']"]
+
+
+async def test_delivered_hooks_skip_chunks_never_handed_out() -> None:
+    stream = ChatStream.batched(batches(["a", "b", "c"]), ModelyardInfo())
+    early, delivered = watched(stream)[0], []
+    stream.observe(lambda c: delivered.append(c.text), delivered=True)
+    assert (await stream.__anext__()).text == "a"
+    await stream.aclose()  # "b" and "c" arrived but the consumer never took them
+    assert early == ["a", "b", "c"] and delivered == ["a"]
+
+
 async def test_failure_reaches_the_end_hooks_and_the_caller() -> None:
     boom = errors.StreamInterruptedError("cut")
     stream = ChatStream.batched(batches(["a"], fail=boom), ModelyardInfo())

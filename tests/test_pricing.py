@@ -10,7 +10,7 @@ import yaml
 
 from modelyard.errors import ConfigError
 from modelyard.pricing import Cost, PriceCatalog, billed_cost, combine, compute_cost
-from modelyard.pricing.catalog import PriceEntry, bundled_table, parse_table
+from modelyard.pricing.catalog import FREE, PriceEntry, bundled_table, parse_table
 from modelyard.types import CompletionTokensDetails, PromptTokensDetails, Usage
 
 M = 1_000_000
@@ -285,6 +285,12 @@ def test_charge_reads_the_billed_cost_from_usage(catalog: PriceCatalog) -> None:
 def test_compute_cost_on_a_bare_entry() -> None:
     cost = compute_cost(PriceEntry(input=1.0, output=2.0), usage(M, M))
     assert cost.total == pytest.approx(3.0)
+
+
+def test_free_models_cost_what_their_zero_prices_compute() -> None:
+    reported = usage(1_000, 100)
+    assert compute_cost(FREE, reported) == compute_cost(PriceEntry(), reported)
+    assert compute_cost(FREE, reported).source == "computed" and compute_cost(FREE, reported).known
 
 
 # ------------------------------------------------------------------------------------------ the table

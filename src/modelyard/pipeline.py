@@ -97,7 +97,8 @@ class ChatStream:
 
     Middleware that only looks at a stream registers hooks with ``observe`` (called for every chunk, and once
     when the stream ends however it ends) instead of wrapping it; ``next_batch`` hands out the chunks that
-    arrived together, so the server can write them in one go.
+    arrived together, so the server can write them in one go. Hooks that only record what was delivered (a
+    log's text) ask to see each chunk once it is handed out, so their work never delays it.
     """
 
     def __init__(self, chunks: AsyncIterator[ChatChunk] | AsyncIterator[list[ChatChunk]], info: ModelyardInfo) -> None:
@@ -107,6 +108,8 @@ class ChatStream:
         self.closed = False
         self._pending: deque[ChatChunk] = deque()
         self._chunk_hooks: list[ChunkHook] = []
+        self._delivered_hooks: list[ChunkHook] = []
+        self._handed: list[ChatChunk] = []  # handed out, not yet shown to the delivered hooks
         self._end_hooks: list[EndHook] = []
         self._end: StreamEnd | None = None
         self._source: ChatStream | None = None  # set by ``wrap``: closed too, even if never iterated
@@ -119,12 +122,16 @@ class ChatStream:
         stream._batched = True
         return stream
 
-    def observe(self, on_chunk: ChunkHook | None = None, on_end: EndHook | None = None) -> ChatStream:
+    def observe(
+        self, on_chunk: ChunkHook | None = None, on_end: EndHook | None = None, *, delivered: bool = False
+    ) -> ChatStream:
         """Call ``on_chunk`` for every chunk and ``on_end`` exactly once at the end; hooks must not change chunks.
 
+        ``on_chunk`` sees a chunk as it arrives, before anyone gets it; with ``delivered=True`` it sees only the
+        chunks handed out, once the consumer comes back for more (or closes the stream), and before ``on_end``.
         Hooks run in the order they were added (the middleware nearest the provider first)."""
         if on_chunk is not None:
-            self._chunk_hooks.append(on_chunk)
+            (self._delivered_hooks if delivered else self._chunk_hooks).append(on_chunk)
         if on_end is not None:
             self._end_hooks.append(on_end)
         return self
@@ -134,18 +141,35 @@ class ChatStream:
 
     async def __anext__(self) -> ChatChunk:
         if not self._pending:
+            self._show_delivered()
             self._pending.extend(await self._fetch())
-        return self._pending.popleft()
+        chunk = self._pending.popleft()
+        if self._delivered_hooks:
+            self._handed.append(chunk)
+        return chunk
 
     async def next_batch(self, timeout: float | None = None, waiting_for: str = "chunk") -> list[ChatChunk]:
         """The next chunks that arrived together (at least one); ``StopAsyncIteration`` at the end.
 
         With ``timeout``, a source silent for that long fails the stream with ``TimeoutError``."""
+        self._show_delivered()
         if self._pending:
             batch = list(self._pending)
             self._pending.clear()
-            return batch
-        return await self._fetch(timeout, waiting_for)
+        else:
+            batch = await self._fetch(timeout, waiting_for)
+        if self._delivered_hooks:
+            self._handed = batch
+        return batch
+
+    def _show_delivered(self) -> None:
+        """Run the delivered hooks over the chunks handed out since they last ran."""
+        handed, hooks = self._handed, self._delivered_hooks
+        if handed:
+            self._handed = []
+            for chunk in handed:
+                for hook in hooks:
+                    hook(chunk)
 
     async def _fetch(self, timeout: float | None = None, waiting_for: str = "chunk") -> list[ChatChunk]:
         try:
@@ -198,8 +222,12 @@ class ChatStream:
     async def _run_end_hooks(self, end: StreamEnd) -> None:
         # Hooks are closures that often hold this stream: dropping them once spent frees the stream by reference
         # counting instead of leaving a cycle per stream for the garbage collector.
-        hooks, self._end_hooks, self._chunk_hooks = self._end_hooks, [], []
         failure: BaseException | None = None
+        try:
+            self._show_delivered()
+        except BaseException as exc:  # the end hooks run all the same
+            failure = exc
+        hooks, self._end_hooks, self._chunk_hooks, self._delivered_hooks = self._end_hooks, [], [], []
         for hook in hooks:
             try:
                 result = hook(end)

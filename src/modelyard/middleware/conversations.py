@@ -40,7 +40,7 @@ class ConversationMiddleware:
             if end.completed:
                 await self._save(conversation, new_messages, acc.response(), call)
 
-        return outcome.observe(acc.add, on_end)
+        return outcome.observe(acc.add, on_end, delivered=True)
 
     async def _save(
         self, conversation: Conversation, new_messages: list[Message], response: ChatResponse, call: Call

@@ -106,7 +106,7 @@ class LoggingMiddleware:
         return self._log_stream(call, outcome)
 
     def _log_stream(self, call: Call, stream: ChatStream) -> ChatStream:
-        # Delivered text is collected as it passes (cheap); the row is built by the writer's task. Keeping the
+        # Delivered text is collected as it passes; the row is built by the writer's task. Keeping the
         # chunk objects themselves until then cost more: hundreds of live objects per queued row for the GC.
         acc = ChunkAccumulator()
         result = _Outcome(status="client_disconnected")
@@ -114,7 +114,6 @@ class LoggingMiddleware:
         def on_chunk(chunk: ChatChunk) -> None:
             if result.ttft_ms is None and chunk.choices:
                 result.ttft_ms = (time.monotonic() - call.started) * 1000
-            acc.add(chunk)
 
         def on_end(end: StreamEnd) -> None:
             if end.completed:
@@ -124,7 +123,8 @@ class LoggingMiddleware:
             latency = (time.monotonic() - call.started) * 1000
             self.sink(lambda: self._stream_row(call, result, acc, latency), held_bytes(call) + acc.chunks * CHUNK_BYTES)
 
-        return stream.observe(on_chunk, on_end)
+        # The text is collected once each chunk is on its way (never between a chunk's arrival and its delivery).
+        return stream.observe(on_chunk).observe(acc.add, on_end, delivered=True)
 
     def _stream_row(self, call: Call, result: _Outcome, acc: ChunkAccumulator, latency: float) -> RequestLog:
         """The row of a finished stream: what was delivered, with the provider's usage or exactly counted."""
