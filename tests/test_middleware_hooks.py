@@ -10,7 +10,7 @@ import pytest
 from modelyard import errors
 from modelyard.config import Settings
 from modelyard.gateway import Gateway
-from modelyard.pipeline import Call, ChatStream, Handler, Outcome
+from modelyard.pipeline import Call, CallOptions, ChatStream, Handler, Outcome
 from modelyard.types.chat import ChatResponse
 
 SEEN: list[str] = []
@@ -54,3 +54,26 @@ def test_unknown_middleware_is_a_config_error() -> None:
         Gateway(Settings(middleware=["nowhere.module:factory"]))
     with pytest.raises(errors.ConfigError, match="no middleware"):
         Gateway(Settings(middleware=["not-an-entry-point"]))
+
+
+class OnlyTagged:
+    """Has work only for calls tagged "audit": says so with ``skips``, and the chain passes the rest by."""
+
+    def __init__(self) -> None:
+        self.ran: list[list[str]] = []
+
+    def skips(self, call: Call) -> bool:
+        return "audit" not in call.options.tags
+
+    async def __call__(self, call: Call, next: Handler) -> Outcome:
+        self.ran.append(call.options.tags)
+        return await next(call)
+
+
+async def test_a_middleware_runs_only_for_the_calls_it_does_not_skip(tmp_path: pathlib.Path) -> None:
+    only = OnlyTagged()
+    async with Gateway(Settings(database_url=f"sqlite:///{tmp_path / 's.db'}"), middleware=[only]) as gateway:
+        for tags in (["audit"], ["other"], []):
+            options = CallOptions(tags=tags)
+            await gateway.chat({"model": "fake/m", "messages": [{"role": "user", "content": "x"}]}, options)
+    assert only.ran == [["audit"]]

@@ -268,7 +268,10 @@ Handler = Callable[[Call], Awaitable[Outcome]]
 
 
 class Middleware(Protocol):
-    """Wraps the next handler: ``async def __call__(self, call, next) -> Outcome``."""
+    """Wraps the next handler: ``async def __call__(self, call, next) -> Outcome``.
+
+    A middleware that has nothing to do for many calls may also define ``skips(call) -> bool``: True when it would
+    only pass ``call`` on unchanged, and the chain then calls the next handler directly."""
 
     def __call__(self, call: Call, next: Handler, /) -> Awaitable[Outcome]: ...
 
@@ -284,7 +287,15 @@ def compose(middleware: Sequence[Middleware], handler: Handler) -> Handler:
 
 
 def _bind(mw: Middleware, next_handler: Handler) -> Handler:
-    def bound(call: Call) -> Awaitable[Outcome]:
-        return mw(call, next_handler)
+    skips: Callable[[Call], bool] | None = getattr(mw, "skips", None)
+    if skips is None:
 
-    return bound
+        def bound(call: Call) -> Awaitable[Outcome]:
+            return mw(call, next_handler)
+
+        return bound
+
+    def bound_unless_skipped(call: Call) -> Awaitable[Outcome]:
+        return next_handler(call) if skips(call) else mw(call, next_handler)
+
+    return bound_unless_skipped

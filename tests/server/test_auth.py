@@ -13,7 +13,7 @@ import pytest
 from modelyard import errors
 from modelyard.config import Settings
 from modelyard.providers.fake import FakeReply
-from modelyard.server.hosts import host_name
+from modelyard.server.hosts import MEMO_SIZE, HostAllowList, host_name
 from modelyard.server.run import is_loopback, serve
 from modelyard.types.usage import Usage
 from tests.server.conftest import fake_of, server_settings
@@ -238,3 +238,13 @@ def test_virtual_keys_cannot_reach_saved_conversations(secured: LiveServer) -> N
         json={"model": "fake/m", "messages": HELLO, "conversation_id": "conv_someone_else"},
     )
     assert response.status_code == 403 and response.json()["error"]["param"] == "conversation_id"
+
+
+def test_only_allowed_hosts_are_remembered() -> None:
+    hosts = HostAllowList([], loopback=True)
+    for _ in range(2):  # the second time from the memo
+        assert hosts.allows_raw(b"127.0.0.1:4000") and hosts.allows_raw(b"LOCALHOST.")
+        assert not hosts.allows_raw(b"attacker.example") and not hosts.allows_raw(b"127.0.0.1.nip.io")
+    for i in range(MEMO_SIZE * 2):  # past its size the memo starts over
+        assert hosts.allows_raw(f"127.0.0.{i + 1}".encode())
+    assert not hosts.allows_raw(b"attacker.example")

@@ -75,6 +75,9 @@ class BudgetMiddleware:
         self.estimate_cost = estimate_cost
         self.seeds = seeds
 
+    def skips(self, call: Call) -> bool:
+        return not self.policy.may_budget(call)
+
     async def __call__(self, call: Call, next: Handler) -> Outcome:
         if not self.policy.may_budget(call):
             return await next(call)

@@ -125,6 +125,15 @@ class CacheMiddleware:
             return None
         return control
 
+    def skips(self, call: Call) -> bool:
+        """No cache and no per-request controls to strip (the common case when caching is off)."""
+        if call.kind == "embed":
+            return True
+        if self.store is not None:
+            return False
+        extra = call.chat_request.model_extra
+        return not (extra and "cache" in extra) and not any(k.lower() == HEADER for k in call.options.extra_headers)
+
     async def __call__(self, call: Call, next: Handler) -> Outcome:
         if call.kind == "embed":
             return await next(call)

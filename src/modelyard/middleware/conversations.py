@@ -17,6 +17,9 @@ class ConversationMiddleware:
     def __init__(self, store: ConversationStore) -> None:
         self.store = store
 
+    def skips(self, call: Call) -> bool:
+        return call.options.conversation_id is None or not isinstance(call.request, ChatRequest)
+
     async def __call__(self, call: Call, next: Handler) -> Outcome:
         conversation_id = call.options.conversation_id
         if conversation_id is None or not isinstance(call.request, ChatRequest):

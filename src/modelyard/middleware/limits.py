@@ -195,6 +195,9 @@ class RateLimitMiddleware:
         self.policy = policy
         self.estimate_tokens = estimate_tokens
 
+    def skips(self, call: Call) -> bool:
+        return not self.policy.may_limit(call)
+
     async def __call__(self, call: Call, next: Handler) -> Outcome:
         if not self.policy.may_limit(call):
             return await next(call)

@@ -131,6 +131,9 @@ class KeySpendMiddleware:
         self._resolver = resolver
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def skips(self, call: Call) -> bool:
+        return not call.options.caller.startswith("vk_")
+
     async def __call__(self, call: Call, next: Handler) -> Outcome:
         outcome = await next(call)
         if not call.options.caller.startswith("vk_"):

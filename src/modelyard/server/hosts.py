@@ -18,6 +18,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelyard import errors
 from modelyard.server.errors import error_response
 
+#: Allowed ``Host`` values remembered by a ``HostAllowList``; refused ones never are.
+MEMO_SIZE = 64
+
+
+def _host_header(headers: Sequence[tuple[bytes, bytes]]) -> bytes | None:
+    for name, value in headers:
+        if name == b"host":
+            return value
+    return None
+
 
 def host_name(header: str) -> str:
     """The name or address of a ``Host`` header, without port, brackets, trailing dot or case."""
@@ -47,6 +57,7 @@ class HostAllowList:
     def __init__(self, allowed: Sequence[str], loopback: bool) -> None:
         self._patterns = tuple(pattern.lower().rstrip(".") for pattern in allowed)
         self._loopback = loopback  # loopback names are allowed too (the no-master-key mode)
+        self._allowed: set[bytes] = set()  # raw headers found allowed (one or two names, sent with every request)
 
     @property
     def active(self) -> bool:
@@ -60,6 +71,17 @@ class HostAllowList:
                 "(localhost, 127.0.0.1, [::1]); add the name to server.allowed_hosts, or set a master key"
             )
         return f"Host {host!r} is not in server.allowed_hosts"
+
+    def allows_raw(self, header: bytes) -> bool:
+        """``allows`` for the header as it came; allowed values are remembered (at most ``MEMO_SIZE``)."""
+        if header in self._allowed:
+            return True
+        if not self.allows(header.decode("latin-1")):
+            return False
+        if len(self._allowed) >= MEMO_SIZE:
+            self._allowed.clear()
+        self._allowed.add(header)
+        return True
 
     def allows(self, header: str) -> bool:
         name = host_name(header)
@@ -77,10 +99,10 @@ class HostCheckMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            header = next((value for name, value in scope["headers"] if name == b"host"), None)
-            host = header.decode("latin-1") if header is not None else None
+            header = _host_header(scope["headers"])
             # No Host at all is not a browser (every browser sends one), so not a rebinding page.
-            if host is not None and not self.hosts.allows(host):
+            if header is not None and not self.hosts.allows_raw(header):
+                host = header.decode("latin-1")
                 error = errors.PermissionDeniedError(self.hosts.refusal(host), code="host_not_allowed")
                 await error_response(error)(scope, receive, send)
                 return

@@ -19,6 +19,8 @@ T = TypeVar("T")
 
 # Request-body fields modelyard reads itself (not sent upstream).
 GATEWAY_FIELDS = ("fallbacks", "tags", "conversation_id", "timeout", "max_retries")
+CACHE_HEADER = "x-modelyard-cache"
+CONVERSATION_HEADER = "x-modelyard-conversation-id"
 
 
 async def read_json(request: Request) -> dict[str, Any]:
@@ -36,7 +38,8 @@ async def read_json(request: Request) -> dict[str, Any]:
 def call_options(request: Request, body: dict[str, Any]) -> CallOptions:
     """Per-call options from gateway-only body fields and ``x-modelyard-*`` headers (removed from ``body``)."""
     extra = {name: body.pop(name) for name in GATEWAY_FIELDS if name in body}
-    tags = extra.get("tags") or [t.strip() for t in request.headers.get("x-modelyard-tags", "").split(",") if t.strip()]
+    headers = modelyard_headers(request)
+    tags = extra.get("tags") or [t.strip() for t in headers.get("x-modelyard-tags", "").split(",") if t.strip()]
     fallbacks = extra.get("fallbacks")
     if fallbacks is not None and not (isinstance(fallbacks, list) and all(isinstance(f, str) for f in fallbacks)):
         raise errors.BadRequestError("fallbacks must be a list of model names", param="fallbacks")
@@ -48,7 +51,7 @@ def call_options(request: Request, body: dict[str, Any]) -> CallOptions:
         raise errors.BadRequestError("max_retries must be an integer from 0 to 10", param="max_retries")
     if not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
         raise errors.BadRequestError("tags must be a list of strings", param="tags")
-    conversation_id = _conversation_id(request, extra.get("conversation_id"))
+    conversation_id = _conversation_id(request, extra.get("conversation_id") or headers.get(CONVERSATION_HEADER))
     return CallOptions(
         timeout=float(timeout) if timeout is not None else None,
         max_retries=retries,
@@ -58,13 +61,21 @@ def call_options(request: Request, body: dict[str, Any]) -> CallOptions:
         conversation_id=conversation_id,
         metadata=dict(body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {},
         # Per-request cache control, read (and never sent upstream) by the gateway's cache middleware.
-        extra_headers={k: v for k, v in request.headers.items() if k == "x-modelyard-cache"},
+        extra_headers={CACHE_HEADER: headers[CACHE_HEADER]} if CACHE_HEADER in headers else {},
     )
+
+
+def modelyard_headers(request: Request) -> dict[str, str]:
+    """The request's ``x-modelyard-*`` headers (the first of each name), read from the raw ASGI headers in one pass."""
+    found: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        if name.startswith(b"x-modelyard-"):
+            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found
 
 
 def _conversation_id(request: Request, value: Any) -> str | None:
     """A saved conversation to continue; conversations belong to the admin, so virtual keys may not use them."""
-    value = value or request.headers.get("x-modelyard-conversation-id")
     if value is None:
         return None
     if not isinstance(value, str):

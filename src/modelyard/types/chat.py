@@ -159,6 +159,8 @@ class ModelyardInfo(_Open):
     @property
     def retries(self) -> int:
         """Attempts that followed a failed attempt on the same model (the copies of an emulated ``n`` are not)."""
+        if len(self.attempts) < 2:
+            return 0
         return sum(
             1 for before, after in pairwise(self.attempts) if after.model == before.model and before.status != 200
         )
@@ -166,6 +168,8 @@ class ModelyardInfo(_Open):
     @property
     def fallbacks(self) -> int:
         """Other models tried after the first."""
+        if len(self.attempts) < 2:
+            return 0
         return max(0, len({a.model for a in self.attempts}) - 1)
 
 
