@@ -76,6 +76,25 @@ async def test_delivered_hooks_skip_chunks_never_handed_out() -> None:
     assert early == ["a", "b", "c"] and delivered == ["a"]
 
 
+async def test_first_token_and_usage_hooks_see_only_their_chunks() -> None:
+    usage = ChatChunk.from_wire(
+        {"id": "c", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+    )
+    empty = ChatChunk.from_wire({"id": "c", "choices": []})
+
+    async def source() -> AsyncIterator[list[ChatChunk]]:
+        yield [empty, chunk("a")]
+        yield [chunk("b"), usage]
+
+    stream = ChatStream.batched(source(), ModelyardInfo())
+    firsts: list[str] = []
+    usages: list[int] = []
+    stream.observe(on_first_token=lambda c: firsts.append(c.text))
+    stream.observe(on_usage=lambda c: usages.append(c.usage.total_tokens if c.usage else -1))
+    assert [c.text async for c in stream] == ["", "a", "b", ""]
+    assert firsts == ["a"] and usages == [5]
+
+
 async def test_failure_reaches_the_end_hooks_and_the_caller() -> None:
     boom = errors.StreamInterruptedError("cut")
     stream = ChatStream.batched(batches(["a"], fail=boom), ModelyardInfo())

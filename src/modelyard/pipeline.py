@@ -108,6 +108,8 @@ class ChatStream:
         self.closed = False
         self._pending: deque[ChatChunk] = deque()
         self._chunk_hooks: list[ChunkHook] = []
+        self._first_token_hooks: list[ChunkHook] = []
+        self._usage_hooks: list[ChunkHook] = []
         self._delivered_hooks: list[ChunkHook] = []
         self._handed: list[ChatChunk] = []  # handed out, not yet shown to the delivered hooks
         self._end_hooks: list[EndHook] = []
@@ -123,15 +125,28 @@ class ChatStream:
         return stream
 
     def observe(
-        self, on_chunk: ChunkHook | None = None, on_end: EndHook | None = None, *, delivered: bool = False
+        self,
+        on_chunk: ChunkHook | None = None,
+        on_end: EndHook | None = None,
+        *,
+        delivered: bool = False,
+        on_first_token: ChunkHook | None = None,
+        on_usage: ChunkHook | None = None,
     ) -> ChatStream:
         """Call ``on_chunk`` for every chunk and ``on_end`` exactly once at the end; hooks must not change chunks.
 
         ``on_chunk`` sees a chunk as it arrives, before anyone gets it; with ``delivered=True`` it sees only the
         chunks handed out, once the consumer comes back for more (or closes the stream), and before ``on_end``.
-        Hooks run in the order they were added (the middleware nearest the provider first)."""
+        ``on_first_token`` sees the first arriving chunk that has choices, once; ``on_usage`` each arriving chunk
+        that carries usage (cheaper than an ``on_chunk`` that looks at every chunk for them).
+        Hooks of a kind run in the order they were added (the middleware nearest the provider first); for each
+        chunk, ``on_chunk`` hooks run before ``on_first_token`` and ``on_usage`` hooks."""
         if on_chunk is not None:
             (self._delivered_hooks if delivered else self._chunk_hooks).append(on_chunk)
+        if on_first_token is not None:
+            self._first_token_hooks.append(on_first_token)
+        if on_usage is not None:
+            self._usage_hooks.append(on_usage)
         if on_end is not None:
             self._end_hooks.append(on_end)
         return self
@@ -189,12 +204,23 @@ class ChatStream:
             self._end = self._end or StreamEnd(error=exc)
             await self.aclose()
             raise
-        hooks = self._chunk_hooks
-        if hooks:
-            for chunk in batch:
-                for hook in hooks:
-                    hook(chunk)
+        if self._chunk_hooks or self._first_token_hooks or self._usage_hooks:
+            self._show_arrived(batch)
         return batch
+
+    def _show_arrived(self, batch: list[ChatChunk]) -> None:
+        hooks, first, usage = self._chunk_hooks, self._first_token_hooks, self._usage_hooks
+        for chunk in batch:
+            for hook in hooks:
+                hook(chunk)
+            if first and chunk.choices:
+                self._first_token_hooks = []
+                for hook in first:
+                    hook(chunk)
+                first = self._first_token_hooks
+            if usage and chunk.usage is not None:
+                for hook in usage:
+                    hook(chunk)
 
     async def _next(self) -> list[ChatChunk]:
         if self._batched:
@@ -227,7 +253,8 @@ class ChatStream:
             self._show_delivered()
         except BaseException as exc:  # the end hooks run all the same
             failure = exc
-        hooks, self._end_hooks, self._chunk_hooks, self._delivered_hooks = self._end_hooks, [], [], []
+        hooks, self._end_hooks = self._end_hooks, []
+        self._chunk_hooks, self._first_token_hooks, self._usage_hooks, self._delivered_hooks = [], [], [], []
         for hook in hooks:
             try:
                 result = hook(end)

@@ -223,7 +223,7 @@ class ChunkAccumulator:
                 parts.reasoning.append(delta.reasoning_content)
             if delta.refusal:
                 parts.refusal.append(delta.refusal)
-            extra = delta.model_extra
+            extra = delta.__pydantic_extra__  # not ``model_extra``: a property call on every chunk
             if extra and isinstance(signature := extra.get("reasoning_signature"), str):
                 parts.reasoning_signature = signature
             for tc in delta.tool_calls or []:

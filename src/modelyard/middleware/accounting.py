@@ -48,8 +48,8 @@ class CostMiddleware:
             return outcome
         info = outcome.info
 
-        def on_chunk(chunk: ChatChunk) -> None:
-            if chunk.usage is not None and not info.cache_hit:
+        def on_usage(chunk: ChatChunk) -> None:
+            if not info.cache_hit:
                 apply_price(info, chunk.usage, self.pricer)
 
-        return outcome.observe(on_chunk)
+        return outcome.observe(on_usage=on_usage)

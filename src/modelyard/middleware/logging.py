@@ -111,9 +111,8 @@ class LoggingMiddleware:
         acc = ChunkAccumulator()
         result = _Outcome(status="client_disconnected")
 
-        def on_chunk(chunk: ChatChunk) -> None:
-            if result.ttft_ms is None and chunk.choices:
-                result.ttft_ms = (time.monotonic() - call.started) * 1000
+        def on_first_token(chunk: ChatChunk) -> None:
+            result.ttft_ms = (time.monotonic() - call.started) * 1000
 
         def on_end(end: StreamEnd) -> None:
             if end.completed:
@@ -124,7 +123,7 @@ class LoggingMiddleware:
             self.sink(lambda: self._stream_row(call, result, acc, latency), held_bytes(call) + acc.chunks * CHUNK_BYTES)
 
         # The text is collected once each chunk is on its way (never between a chunk's arrival and its delivery).
-        return stream.observe(on_chunk).observe(acc.add, on_end, delivered=True)
+        return stream.observe(on_first_token=on_first_token).observe(acc.add, on_end, delivered=True)
 
     def _stream_row(self, call: Call, result: _Outcome, acc: ChunkAccumulator, latency: float) -> RequestLog:
         """The row of a finished stream: what was delivered, with the provider's usage or exactly counted."""

@@ -110,8 +110,7 @@ class OpenAICompatProvider:
         if not objects:
             return []
         batch = ChatChunk.from_wire_batch(objects)
-        for chunk in batch:
-            progress.add(chunk)
+        progress.add(batch)
         return batch
 
     async def embed(self, call: EmbedCall) -> EmbeddingResponse:
@@ -162,12 +161,14 @@ class _Progress:
         self._open: set[int] = set()
         self._finished: set[int] = set()
 
-    def add(self, chunk: ChatChunk) -> None:
-        self.chunks += 1
-        for choice in chunk.choices:
-            self._open.add(choice.index)
-            if choice.finish_reason:
-                self._finished.add(choice.index)
+    def add(self, batch: list[ChatChunk]) -> None:
+        self.chunks += len(batch)
+        opened, finished = self._open, self._finished
+        for chunk in batch:
+            for choice in chunk.choices:
+                opened.add(choice.index)
+                if choice.finish_reason:
+                    finished.add(choice.index)
 
     @property
     def finished(self) -> bool:

@@ -88,15 +88,13 @@ class MetricsMiddleware:
 
     def _count_stream(self, call: Call, stream: ChatStream) -> ChatStream:
         usage: Usage | None = None
-        first = True
 
-        def on_chunk(chunk: ChatChunk) -> None:
-            nonlocal usage, first
-            if first and chunk.choices:
-                self.m.ttft.observe(time.monotonic() - call.started)
-                first = False
-            if chunk.usage is not None:
-                usage = chunk.usage
+        def on_first_token(chunk: ChatChunk) -> None:
+            self.m.ttft.observe(time.monotonic() - call.started)
+
+        def on_usage(chunk: ChatChunk) -> None:
+            nonlocal usage
+            usage = chunk.usage
 
         def on_end(end: StreamEnd) -> None:
             self.m.in_flight -= 1
@@ -106,7 +104,7 @@ class MetricsMiddleware:
                 error = type(end.error).__name__ if end.error is not None else "ClosedEarly"
                 self._finish(call, "error", usage, error)
 
-        return stream.observe(on_chunk, on_end)
+        return stream.observe(on_end=on_end, on_first_token=on_first_token, on_usage=on_usage)
 
     def _finish(self, call: Call, status: str, usage: Usage | None, error: str | None) -> None:
         m, info = self.m, call.info

@@ -27,22 +27,21 @@ def openai_chunk_bytes(include_usage: bool, model: str, info: ModelyardInfo | No
         return b"".join((b"data: ", orjson.dumps(data), b"\n\n"))
 
     def encode(chunk: ChatChunk) -> bytes | None:
-        wire = chunk.wire  # an OpenAI-compatible upstream's own object: forwarded as it came (cheaper than a dump)
-        if wire is not None:
-            data = wire
-            chunk.forget_wire()  # sent once; the log row keeps the chunk, not this copy of it
+        # An OpenAI-compatible upstream's own object: forwarded as it came (cheaper than a dump), and only once.
+        data = chunk.take_wire()
+        if data is not None:
             data.pop("usage", None)
         else:
             data = chunk.model_dump(exclude_none=True, exclude={"modelyard", "usage"})
         data["model"] = model
         data.setdefault("choices", [])
-        usage = chunk.usage.model_dump(exclude_none=True) if chunk.usage is not None else None
-        if usage is not None and not include_usage and not data["choices"]:
-            return None
-        if not include_usage or usage is None:
+        if chunk.usage is None:
             if include_usage:
-                data["usage"] = None  # ``data`` is this chunk's own copy (its wire form, forgotten, or a dump)
-            return frame(data)
+                data["usage"] = None  # ``data`` is this chunk's own copy (its wire form, taken, or a dump)
+            return b"".join((b"data: ", orjson.dumps(data), b"\n\n"))
+        if not include_usage:
+            return frame(data) if data["choices"] else None
+        usage = chunk.usage.model_dump(exclude_none=True)
         accounting = _accounting(info)
         if not data["choices"]:
             return frame({**data, "usage": usage, **accounting})

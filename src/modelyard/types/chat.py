@@ -262,6 +262,13 @@ class ChatChunk(_Open):
         """Drop the upstream form (call after changing the chunk)."""
         object.__setattr__(self, "_wire_object", None)
 
+    def take_wire(self) -> dict[str, Any] | None:
+        """``wire``, forgotten by the chunk as it is handed over (for a caller that sends it on and changes it)."""
+        wire: dict[str, Any] | None = getattr(self, "_wire_object", None)
+        if wire is not None:
+            object.__setattr__(self, "_wire_object", None)
+        return wire
+
     @property
     def text(self) -> str:
         """Text delta of the first choice (empty when none)."""
