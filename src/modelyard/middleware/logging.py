@@ -159,13 +159,14 @@ class LoggingMiddleware:
         message = result.response.choices[0] if result.response and result.response.choices else None
         generation_s = (latency - (result.ttft_ms or 0)) / 1000
         error = result.error
+        messages, params, tools = self._request_parts(request)
         # Redacted together: one look at all of them finds nothing to mask in the common case.
         messages, response, params, tools, tool_calls, metadata = self.redactor.data_each(
             (
-                self._messages(request),
+                messages,
                 self._body(result.response),
-                self._params(request),
-                self._tools(request),
+                params,
+                tools,
                 self._tool_calls(message.message if message else None),
                 {**(getattr(request, "metadata", None) or {}), **call.options.metadata},
             )
@@ -206,26 +207,23 @@ class LoggingMiddleware:
             fallback_used=info.fallbacks > 0,
         )
 
-    def _params(self, request: Any) -> dict[str, Any]:
-        """Model parameters as sent, without transport details (streaming is its own column)."""
+    def _request_parts(self, request: Any) -> tuple[list[dict[str, Any]] | None, dict[str, Any], list[Any] | None]:
+        """Messages, model parameters as sent (without transport details: streaming is its own column) and tools,
+        from one dump of the request."""
         if not isinstance(request, ChatRequest):
-            return {}
-        return {k: v for k, v in request.params().items() if k not in ("stream", "stream_options", "tools")}
-
-    def _tools(self, request: Any) -> list[Any] | None:
-        if not self.store_bodies or not isinstance(request, ChatRequest) or not request.tools:
-            return None
-        return [t.model_dump(exclude_none=True) for t in request.tools]
+            return None, {}, None
+        params = request.model_dump(exclude_none=True)
+        messages, tools = params.pop("messages"), params.pop("tools", None)
+        for name in ("model", "stream", "stream_options"):
+            params.pop(name, None)
+        if not self.store_bodies:
+            return None, params, None
+        return messages, params, tools or None
 
     def _tool_calls(self, message: Message | None) -> list[Any] | None:
         if not self.store_bodies or message is None or not message.tool_calls:
             return None
         return [c.model_dump() for c in message.tool_calls]
-
-    def _messages(self, request: Any) -> list[dict[str, Any]] | None:
-        if not self.store_bodies or not isinstance(request, ChatRequest):
-            return None
-        return [m.model_dump(exclude_none=True) for m in request.messages]
 
     def _body(self, response: ChatResponse | None) -> dict[str, Any] | None:
         if not self.store_bodies or response is None:

@@ -119,10 +119,6 @@ class ChatRequest(_Open):
         """The requested cap on generated tokens, whichever field carried it."""
         return self.max_completion_tokens or self.max_tokens
 
-    def params(self) -> dict[str, Any]:
-        """Every set field except model and messages, as plain JSON-able data."""
-        return self.model_dump(exclude={"model", "messages"}, exclude_none=True)
-
 
 class Choice(_Open):
     index: int = 0
