@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from sqlalchemy.exc import DataError, OperationalError
 from modelyard.middleware.logging import held_bytes
 from modelyard.pipeline import Call
 from modelyard.storage import LogWriter, RequestLog, SQLStore
-from modelyard.storage import writer as writer_module
 from modelyard.storage.schema import request_logs
 from modelyard.storage.writer import BUILD_SLICE, is_bad_data
 from modelyard.types.chat import AttemptInfo, ChatRequest, ChatResponse
@@ -274,32 +272,6 @@ async def test_rows_are_built_in_slices_that_let_other_tasks_run(spill_dir: Path
     running.cancel()
     assert len(sink.rows) == 300
     assert len(set(seen)) >= 300 // BUILD_SLICE  # the ticker ran between slices of one batch
-
-
-async def test_rows_that_queue_while_the_writer_waits_are_built_together(
-    spill_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The task builds the first row at once, then lets rows gather for ``BUILD_EVERY``: one wake-up for many rows
-    (never one per row, in the gap where a client sends its next request); ``close`` ends the wait at once."""
-    monkeypatch.setattr(writer_module, "BUILD_EVERY", 30.0)
-    sink = MemorySink()
-    submitted = 0
-    seen: list[int] = []  # how many rows had been submitted when each row was built
-
-    def build(i: int) -> RequestLog:
-        seen.append(submitted)
-        return make_log(i)
-
-    writer = LogWriter(sink, spill_dir=spill_dir, flush_interval=60.0)
-    for i in range(6):
-        submitted += 1
-        writer.submit(lambda i=i: build(i))
-        await asyncio.sleep(0.01)  # the writer's task could run between two rows
-    assert seen == [1]
-    started = time.monotonic()
-    await writer.close()
-    assert time.monotonic() - started < 10  # woken by close, not after its 30 s wait
-    assert seen == [1, 6, 6, 6, 6, 6] and len(sink.rows) == 6
 
 
 async def test_a_cancelled_writer_spills_the_rows_it_was_building(spill_dir: Path) -> None:

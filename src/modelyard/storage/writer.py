@@ -26,17 +26,15 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from modelyard.config import data_dir
 from modelyard.storage.base import RequestLog
 from modelyard.storage.spill import SpillDir, read_chunks
+from modelyard.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
 
 _STOP: Final = object()
+_TIMED_OUT: Final = object()
 #: Rows the writer's task builds between two yields to the event loop (each takes tens of microseconds). Fewer
 #: (16) let it fall behind at concurrency 64: it gets one slice per turn of a loop that is busy with requests.
 BUILD_SLICE = 64
-#: Seconds rows wait in the queue before the writer's task builds them together. Woken for every row, the task
-#: cost each row a wake-up, and at concurrency 1 it built each row just as the client sent its next request;
-#: this way it wakes ~50 times a second and its work meets few requests.
-BUILD_EVERY = 0.02
 
 RowSource = RequestLog | Callable[[], RequestLog]
 """A row, or a function that builds it: the writer's task builds deferred rows, off the request path."""
@@ -114,7 +112,7 @@ class LogWriter:
         self._retry_at = 0.0
         self._stats = WriterStats()
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()  # ends a ``_gather`` early: a full batch is queued, or ``close`` was called
+        self._watchdog = Watchdog()  # times the wait for each next row of a batch (one timer, not one a row)
         # The spill file being replayed and the rest of its chunks; then the files this round has still to start.
         self._replaying: tuple[Path, Generator[list[str], None, None]] | None = None
         self._replay_paths: list[Path] = []
@@ -149,8 +147,6 @@ class LogWriter:
                 try:
                     self._queue.put_nowait((log, size))
                     self._queued_bytes += size
-                    if self._queue.qsize() >= self._batch_size:
-                        self._wake.set()
                     return
                 except asyncio.QueueFull:
                     pass
@@ -194,7 +190,6 @@ class LogWriter:
             try:
                 async with asyncio.timeout(timeout):
                     await self._queue.put(_STOP)
-                    self._wake.set()
                     await asyncio.shield(self._task)
             except TimeoutError:
                 logger.warning("log writer did not finish within %.1f s; spilling the rest", timeout)
@@ -244,55 +239,54 @@ class LogWriter:
             self._spill.adopt_orphans()
         except OSError as exc:
             logger.error("cannot read the spill folder %s: %s", self._spill.folder, exc)
-        while True:
-            batch, stop = await self._collect()
-            if self._spill.has_pending() and self._due():
-                await self._replay()
-            if batch:
-                await self._write(batch)
-            if stop:
-                return
+        try:
+            while True:
+                batch, stop = await self._collect()
+                if self._spill.has_pending() and self._due():
+                    await self._replay()
+                if batch:
+                    await self._write(batch)
+                if stop:
+                    return
+        finally:
+            self._watchdog.close()
 
     async def _collect(self) -> tuple[list[RequestLog], bool]:
         """The next batch, and whether ``close`` asked to stop after it."""
         batch: list[RequestLog] = []
         try:
             async with asyncio.timeout(self._idle_timeout()):
-                item: object | None = await self._queue.get()
+                item = await self._queue.get()
         except TimeoutError:
             return batch, False
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._flush_interval
+        deadline = asyncio.get_running_loop().time() + self._flush_interval
         try:
-            while True:
-                while item is not None:  # build what is queued now
-                    if item is _STOP:
-                        return batch, True
-                    row = self._materialize(self._take(item))
-                    if row is not None:
-                        self._encode_ahead(row)
-                        batch.append(row)
-                    if len(batch) >= self._batch_size:
-                        return batch, False
-                    if len(batch) % BUILD_SLICE == 0:
-                        await asyncio.sleep(0)  # building rows is CPU work: let requests run between slices
-                    item = None if self._queue.empty() else self._queue.get_nowait()
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+            while item is not _STOP:
+                row = self._materialize(self._take(item))
+                if row is not None:
+                    self._encode_ahead(row)
+                    batch.append(row)
+                if len(batch) >= self._batch_size:
                     return batch, False
-                await self._gather(min(BUILD_EVERY, remaining))
-                item = None if self._queue.empty() else self._queue.get_nowait()
+                if len(batch) % BUILD_SLICE == 0:
+                    await asyncio.sleep(0)  # building rows is CPU work: let requests run between slices
+                item = await self._next(deadline)
+                if item is _TIMED_OUT:
+                    return batch, False
         except asyncio.CancelledError:
             self._to_log_file(batch)
             self._spill_rows(batch)
             raise
+        return batch, True
 
-    async def _gather(self, seconds: float) -> None:
-        """Let rows queue up for ``seconds``, or until a batch is full or ``close`` asks to stop."""
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._wake.wait()
+    async def _next(self, deadline: float) -> object:
+        """The next queued item, or ``_TIMED_OUT`` when none arrives before ``deadline``."""
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        try:
+            return await self._watchdog.wait(self._queue.get(), max(0.0, deadline - asyncio.get_running_loop().time()))
+        except TimeoutError:
+            return _TIMED_OUT
 
     def _idle_timeout(self) -> float | None:
         """How long to wait for rows: forever, unless spilled rows wait for a (re)try."""
