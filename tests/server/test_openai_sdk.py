@@ -6,6 +6,7 @@ import json
 import pathlib
 import time
 import uuid
+from collections.abc import Iterator
 
 import httpx2
 import openai
@@ -232,6 +233,18 @@ def test_body_limit(tmp_path: pathlib.Path) -> None:
         with pytest.raises(openai.APIStatusError) as info:
             client(live).chat.completions.create(model="fake/m", messages=big)  # type: ignore[arg-type]
         assert info.value.status_code == 413
+
+        def chunked() -> Iterator[bytes]:  # no Content-Length: the limit is counted as the body streams in
+            yield b'{"model": "fake/m", "messages": [{"role": "user", "content": "'
+            for _ in range(10):
+                yield b"x" * 500
+            yield b'"}]}'
+
+        response = httpx2.post(f"{live.url}/v1/chat/completions", content=chunked())
+        assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
+        body = json.dumps({"model": "fake/m", "messages": HELLO}).encode()
+        small = httpx2.post(f"{live.url}/v1/chat/completions", content=iter([body]))
+        assert small.status_code == 200
     finally:
         live.stop()
 

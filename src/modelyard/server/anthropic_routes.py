@@ -16,7 +16,7 @@ from modelyard.gateway import Gateway
 from modelyard.pipeline import ChatStream
 from modelyard.server import anthropic_wire as wire
 from modelyard.server.auth import authorize_model
-from modelyard.server.http import call_options, cancel_on_disconnect, info_headers, json_response, read_json
+from modelyard.server.http import call_options, cancel_on_disconnect, info_headers, json_response, read_json, watched
 from modelyard.server.responses import EventStreamResponse
 from modelyard.server.sse import paced
 
@@ -53,10 +53,11 @@ class AnthropicRoutes:
                 return json_response(
                     wire.chat_to_anthropic(response, chat.model), headers=info_headers(response.modelyard, started)
                 )
-            events = await cancel_on_disconnect(request, self.gateway.stream(chat, options))
+            events, watch = await watched(request, self.gateway.stream(chat, options))
         except errors.ModelyardError as exc:
             return anthropic_error(exc)
-        return EventStreamResponse(self._frames(events, chat.model), headers=info_headers(events.info, started))
+        frames = self._frames(events, chat.model)
+        return EventStreamResponse(frames, headers=info_headers(events.info, started), watch=watch)
 
     async def _frames(self, stream: ChatStream, model: str) -> AsyncIterator[bytes]:
         encoder = wire.AnthropicStreamEncoder(model)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive
 
 from modelyard import errors
 from modelyard.pipeline import CallOptions
@@ -109,20 +110,42 @@ def info_headers(info: ModelyardInfo | None, started: float) -> dict[str, str]:
     return headers
 
 
+class DisconnectWatch:
+    """From its creation until ``stop``, cancels the request's task as soon as the client disconnects, so the
+    upstream call stops at once. One watch serves a stream's opening and then its response (``watched``)."""
+
+    def __init__(self, receive: Receive) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.disconnected = False
+        self._watcher = asyncio.get_running_loop().create_task(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.disconnected = True
+        self.task.cancel()
+
+    def stop(self) -> None:
+        self._watcher.cancel()
+
+
 async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
     """Run ``work``; if the client disconnects first, cancel it (so the upstream call stops at once)."""
-    current = asyncio.current_task()
-    assert current is not None
-
-    async def watch() -> None:
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                current.cancel()
-                return
-
-    watcher = asyncio.get_running_loop().create_task(watch())
+    watch = DisconnectWatch(request.receive)
     try:
         return await work
     finally:
-        watcher.cancel()
+        watch.stop()
+
+
+async def watched(request: Request, work: Awaitable[T]) -> tuple[T, DisconnectWatch]:
+    """``cancel_on_disconnect`` whose watch goes on after ``work``: hand it to the response that streams the result
+    (one watcher task for the whole request instead of one for the call and one for the response)."""
+    watch = DisconnectWatch(request.receive)
+    try:
+        return await work, watch
+    except BaseException:
+        watch.stop()
+        raise

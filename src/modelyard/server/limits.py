@@ -19,9 +19,12 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+        length = _content_length(scope["headers"])
+        if length is not None and length > self.max_bytes:
             await self._too_large(scope, receive, send)
+            return
+        if length is not None:  # the HTTP server reads exactly Content-Length bytes of body: nothing to count
+            await self.app(scope, receive, send)
             return
         received = 0
 
@@ -48,6 +51,14 @@ class BodyLimitMiddleware:
 
 class _TooLarge(Exception):
     pass
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The Content-Length, when the request has a valid one (a body sent chunked has none)."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
 
 
 class ConcurrencyLimitMiddleware:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -21,18 +25,83 @@ MAX_MODEL_LABELS = 500
 OTHER_MODEL = "other"
 
 
+#: Each bucket's ``le`` label as prometheus-client writes it (``0.005``, ``1.0``, ``+Inf``).
+_BUCKET_LABELS = (*(repr(float(bound)) for bound in LATENCY_BUCKETS), "+Inf")
+
+
+class _Histogram:
+    """One series of a latency histogram: a count per bucket (not cumulative) and the sum."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one: above every bound (+Inf)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # a value equal to a bound counts in its bucket
+        self.sum += seconds
+
+    def buckets(self) -> list[tuple[str, float]]:
+        cumulative, total = [], 0
+        for bound, count in zip(_BUCKET_LABELS, self.counts, strict=True):
+            total += count
+            cumulative.append((bound, float(total)))
+        return cumulative
+
+
+class RequestCounts(Collector):
+    """The per-request series (requests, latency, time to first token, tokens) as plain counts, exported in
+    Prometheus's format when scraped: a prometheus-client metric takes a lock on every update, and its histogram
+    looks for the bucket in Python. Updated and scraped on the event loop's thread only."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, str], int] = {}
+        self.latency: dict[str, _Histogram] = {}
+        self.ttft = _Histogram()
+        self.tokens: dict[tuple[str, str], int] = {}
+
+    def request(self, kind: str, model: str, status: str, seconds: float) -> None:
+        key = (kind, model, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        latency = self.latency.get(kind)
+        if latency is None:
+            latency = self.latency[kind] = _Histogram()
+        latency.observe(seconds)
+
+    def add_tokens(self, model: str, kind: str, tokens: int) -> None:
+        key = (model, kind)
+        self.tokens[key] = self.tokens.get(key, 0) + tokens
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily("modelyard_requests", "Logical requests", labels=["kind", "model", "status"])
+        for labels, count in self.requests.items():
+            requests.add_metric(labels, count)
+        yield requests
+        latency = HistogramMetricFamily("modelyard_request_seconds", "Request latency", labels=["kind"])
+        for kind, series in self.latency.items():
+            latency.add_metric([kind], series.buckets(), series.sum)
+        yield latency
+        ttft = HistogramMetricFamily("modelyard_ttft_seconds", "Time to first token")
+        ttft.add_metric([], self.ttft.buckets(), self.ttft.sum)
+        yield ttft
+        tokens = CounterMetricFamily("modelyard_tokens", "Tokens", labels=["model", "type"])
+        for model_type, count in self.tokens.items():
+            tokens.add_metric(model_type, count)
+        yield tokens
+
+    def describe(self) -> Sequence[Metric]:
+        return list(self.collect())
+
+
 class Metrics:
     """The gateway's metrics in their own registry (so several apps can live in one process)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("modelyard_requests", "Logical requests", ["kind", "model", "status"], registry=r)
-        self.latency = Histogram(
-            "modelyard_request_seconds", "Request latency", ["kind"], buckets=LATENCY_BUCKETS, registry=r
-        )
-        self.ttft = Histogram("modelyard_ttft_seconds", "Time to first token", buckets=LATENCY_BUCKETS, registry=r)
-        self.tokens = Counter("modelyard_tokens", "Tokens", ["model", "type"], registry=r)
+        self.counts = RequestCounts()
+        r.register(self.counts)
         self.cost = Counter("modelyard_cost_usd", "Cost in USD", ["model"], registry=r)
         self.errors = Counter("modelyard_errors", "Errors by type", ["type"], registry=r)
         # Read when scraped: a plain count is cheaper per request than the gauge's locked inc/dec.
@@ -90,7 +159,7 @@ class MetricsMiddleware:
         usage: Usage | None = None
 
         def on_first_token(chunk: ChatChunk) -> None:
-            self.m.ttft.observe(time.monotonic() - call.started)
+            self.m.counts.ttft.observe(time.monotonic() - call.started)
 
         def on_usage(chunk: ChatChunk) -> None:
             nonlocal usage
@@ -109,13 +178,12 @@ class MetricsMiddleware:
     def _finish(self, call: Call, status: str, usage: Usage | None, error: str | None) -> None:
         m, info = self.m, call.info
         model = m.model_label(info.served_model or call.request.model)
-        m.child(m.requests, call.kind, model, status).inc()
-        m.child(m.latency, call.kind).observe(time.monotonic() - call.started)
+        m.counts.request(call.kind, model, status, time.monotonic() - call.started)
         if error:
             m.child(m.errors, error).inc()
         if usage is not None:
-            m.child(m.tokens, model, "prompt").inc(usage.prompt_tokens)
-            m.child(m.tokens, model, "completion").inc(usage.completion_tokens)
+            m.counts.add_tokens(model, "prompt", usage.prompt_tokens)
+            m.counts.add_tokens(model, "completion", usage.completion_tokens)
         if info.cost:
             m.child(m.cost, model).inc(info.cost)
         if info.retries:

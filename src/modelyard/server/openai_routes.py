@@ -14,7 +14,7 @@ from modelyard.config import ServerSettings
 from modelyard.gateway import Gateway
 from modelyard.server import completions
 from modelyard.server.auth import authorize_model
-from modelyard.server.http import call_options, cancel_on_disconnect, info_headers, json_response, read_json
+from modelyard.server.http import call_options, cancel_on_disconnect, info_headers, json_response, read_json, watched
 from modelyard.server.responses import EventStreamResponse
 from modelyard.server.sse import openai_chunk_bytes, sse_body
 from modelyard.types.chat import ChatRequest, ChatResponse
@@ -67,7 +67,7 @@ class OpenAIRoutes:
             return json_response(
                 chat_response_body(response, chat.model), headers=info_headers(response.modelyard, started)
             )
-        stream = await cancel_on_disconnect(request, self.gateway.stream(chat, options))
+        stream, watch = await watched(request, self.gateway.stream(chat, options))
         include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
         frames = sse_body(
             stream,
@@ -75,7 +75,7 @@ class OpenAIRoutes:
             first_token_timeout=self.limits.first_token_timeout,
             idle_timeout=self.limits.stream_idle_timeout,
         )
-        return EventStreamResponse(frames, headers=info_headers(stream.info, started))
+        return EventStreamResponse(frames, headers=info_headers(stream.info, started), watch=watch)
 
     async def completions(self, request: Request) -> Response:
         started = time.monotonic()
@@ -88,7 +88,7 @@ class OpenAIRoutes:
             return json_response(
                 completions.to_text_completion(response, chat.model), headers=info_headers(response.modelyard, started)
             )
-        stream = await cancel_on_disconnect(request, self.gateway.stream(chat, options))
+        stream, watch = await watched(request, self.gateway.stream(chat, options))
         include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
         frames = sse_body(
             stream,
@@ -96,7 +96,7 @@ class OpenAIRoutes:
             first_token_timeout=self.limits.first_token_timeout,
             idle_timeout=self.limits.stream_idle_timeout,
         )
-        return EventStreamResponse(frames, headers=info_headers(stream.info, started))
+        return EventStreamResponse(frames, headers=info_headers(stream.info, started), watch=watch)
 
     async def embeddings(self, request: Request) -> Response:
         started = time.monotonic()
