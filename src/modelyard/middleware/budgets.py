@@ -79,7 +79,7 @@ class BudgetMiddleware:
         return not self.policy.may_budget(call)
 
     async def __call__(self, call: Call, next: Handler) -> Outcome:
-        if not self.policy.may_budget(call):
+        if self.skips(call):
             return await next(call)
         checks = self.policy.budgets(call, await self.policy.key(call))
         if not checks:

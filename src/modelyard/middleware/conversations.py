@@ -22,7 +22,7 @@ class ConversationMiddleware:
 
     async def __call__(self, call: Call, next: Handler) -> Outcome:
         conversation_id = call.options.conversation_id
-        if conversation_id is None or not isinstance(call.request, ChatRequest):
+        if conversation_id is None or not isinstance(call.request, ChatRequest):  # ``skips``, narrowing the types
             return await next(call)
         conversation = await self.store.get(conversation_id)
         if conversation is None:

@@ -199,7 +199,7 @@ class RateLimitMiddleware:
         return not self.policy.may_limit(call)
 
     async def __call__(self, call: Call, next: Handler) -> Outcome:
-        if not self.policy.may_limit(call):
+        if self.skips(call):
             return await next(call)
         scopes = self.policy.scopes(call, await self.policy.key(call))
         if not scopes:

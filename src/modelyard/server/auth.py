@@ -136,7 +136,7 @@ class KeySpendMiddleware:
 
     async def __call__(self, call: Call, next: Handler) -> Outcome:
         outcome = await next(call)
-        if not call.options.caller.startswith("vk_"):
+        if self.skips(call):
             return outcome
         if isinstance(outcome, ChatStream):
             return outcome.observe(on_end=lambda end: self._charge(call))

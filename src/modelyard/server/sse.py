@@ -38,7 +38,7 @@ def openai_chunk_bytes(include_usage: bool, model: str, info: ModelyardInfo | No
         if chunk.usage is None:
             if include_usage:
                 data["usage"] = None  # ``data`` is this chunk's own copy (its wire form, taken, or a dump)
-            return b"".join((b"data: ", orjson.dumps(data), b"\n\n"))
+            return frame(data)
         if not include_usage:
             return frame(data) if data["choices"] else None
         usage = chunk.usage.model_dump(exclude_none=True)
