@@ -3,6 +3,9 @@
 ``POST /v1/chat/completions`` answers a fixed ``chat.completion`` (pre-encoded bytes), or, with ``"stream": true``,
 ``--chunks`` (default 20) ``chat.completion.chunk`` frames, one usage chunk and ``data: [DONE]``, each frame
 written separately (like a real upstream, which sends tokens as they come). ``GET /health`` answers ``ok``.
+By default it answers at once. ``--first-delay-ms`` waits before the answer (or the first frame) and
+``--chunk-delay-ms`` between frames, as a model does while it generates; the pacing is the upstream's own
+(a sleep in this process), whatever the client does meanwhile.
 
 Run: .venv/bin/python benchmarks/mock_upstream.py --port 9100   (prints ``READY <port>`` once listening)
 """
@@ -86,17 +89,21 @@ def stream_frames(chunks: int) -> list[bytes]:
     return frames
 
 
-def build_app(chunks: int) -> web.Application:
+def build_app(chunks: int, first_delay: float = 0.0, chunk_delay: float = 0.0) -> web.Application:
     body = completion_bytes()
     frames = stream_frames(chunks)
 
     async def chat(request: web.Request) -> web.StreamResponse:
         payload = orjson.loads(await request.read())
+        if first_delay:
+            await asyncio.sleep(first_delay)
         if not payload.get("stream"):
             return web.Response(body=body, content_type="application/json")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
-        for frame in frames:
+        for i, frame in enumerate(frames):
+            if chunk_delay and i:
+                await asyncio.sleep(chunk_delay)
             await response.write(frame)
         await response.write_eof()
         return response
@@ -110,8 +117,8 @@ def build_app(chunks: int) -> web.Application:
     return app
 
 
-async def serve(port: int, chunks: int) -> None:
-    runner = web.AppRunner(build_app(chunks), access_log=None, handle_signals=False)
+async def serve(port: int, chunks: int, first_delay: float = 0.0, chunk_delay: float = 0.0) -> None:
+    runner = web.AppRunner(build_app(chunks, first_delay, chunk_delay), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, backlog=1024)
     await site.start()
@@ -129,12 +136,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=9100, help="0 picks a free port")
     parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument("--first-delay-ms", type=float, default=0.0, help="wait before answering")
+    parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="wait between stream frames")
     args = parser.parse_args(argv)
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
-    asyncio.run(serve(args.port, args.chunks))
+    asyncio.run(serve(args.port, args.chunks, args.first_delay_ms / 1000, args.chunk_delay_ms / 1000))
 
 
 if __name__ == "__main__":

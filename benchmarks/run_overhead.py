@@ -13,6 +13,10 @@ back to back, in a different order each round; ``load.py`` (its own process) dri
 target p50 - direct p50 in the same round; the tables show the median over rounds. Peak RSS is the largest
 ``VmHWM`` seen (process tree). Prints markdown; ``--json`` keeps every run.
 
+With ``--first-delay-ms``/``--chunk-delay-ms`` the mock answers like a model that takes time (issue 3's question
+"does logging add latency to a call" for upstreams that are not instantaneous: the log's work can then run while
+the gateway waits, as it does with every real model).
+
 Run: .venv/bin/python benchmarks/run_overhead.py [--rounds 3] [--duration 3] [--targets direct,relay,modelyard]
 """
 
@@ -141,12 +145,13 @@ def litellm_config(tmp: Path, upstream: str) -> Path:
     return path
 
 
-def launch(names: list[str], tmp: Path, chunks: int, targets: dict[str, Target]) -> None:
+def launch(names: list[str], tmp: Path, args: argparse.Namespace, targets: dict[str, Target]) -> None:
     """Start the mock and each target, adding each to ``targets`` as soon as it runs (so it is always stopped)."""
     mock = Target("direct", free_port(), "x", log=tmp / "mock.log")
+    pacing = ["--first-delay-ms", str(args.first_delay_ms), "--chunk-delay-ms", str(args.chunk_delay_ms)]
     start(
         mock,
-        [PY, str(HERE / "mock_upstream.py"), "--port", str(mock.port), "--chunks", str(chunks)],
+        [PY, str(HERE / "mock_upstream.py"), "--port", str(mock.port), "--chunks", str(args.chunks), *pacing],
         dict(os.environ),
         tmp,
     )
@@ -359,7 +364,12 @@ def logging_latency(targets: dict[str, Target], levels: list[int]) -> list[tuple
     if on is None or off is None or twin is None or 1 not in levels:
         return []
     rows = []
-    for stream, key in ((False, "p50_ms"), (True, "ttfb_p50_ms")):
+    measures = {
+        (False, "p50_ms"): "p50, non-streamed",
+        (True, "ttfb_p50_ms"): "TTFB p50, streamed",
+        (True, "p50_ms"): "p50 of the whole stream, streamed",
+    }
+    for (stream, key), label in measures.items():
 
         def by_round(t: Target, stream: bool = stream, key: str = key) -> dict[int, float]:
             return {r["round"]: r[key] for r in t.runs if r["stream"] == stream and r["concurrency"] == 1}
@@ -367,7 +377,6 @@ def logging_latency(targets: dict[str, Target], levels: list[int]) -> list[tuple
         a, b, c = by_round(on), by_round(off), by_round(twin)
         added = median([a[k] - b[k] for k in a if k in b])
         noise = median([abs(a[k] - c[k]) for k in a if k in c])
-        label = "TTFB p50, streamed" if stream else "p50, non-streamed"
         rows.append(
             (
                 f"logging on - off, {label}, c=1 (issue 3)",
@@ -438,6 +447,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3.0, help="measured seconds per run, at most")
     parser.add_argument("--requests", type=int, default=6000, help="measured requests per run, at most")
     parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument("--first-delay-ms", type=float, default=0.0, help="the mock waits this long before answering")
+    parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="the mock waits this long between frames")
     parser.add_argument("--json", type=Path, help="write every run here")
     parser.add_argument(
         "--retry-foreign",
@@ -459,7 +470,7 @@ def main() -> None:
     code_revision = revision()
     print(f"# run_overhead {started}; load {load_at_start}; temp {tmp}", file=sys.stderr)
     try:
-        launch(names, tmp, args.chunks, targets)
+        launch(names, tmp, args, targets)
         harness = [t.pid for t in targets.values()]
         for target in targets.values():  # warm every target up once (first-use imports, pools, caches)
             for stream in modes:
@@ -483,7 +494,8 @@ def main() -> None:
                     )
         print(
             f"## overhead run {started}\n\nMachine: {machine()}. Load average (1, 5, 15 min) at start "
-            f"{load_at_start}, at end {loadavg()}. Code: {code_revision}."
+            f"{load_at_start}, at end {loadavg()}. Code: {code_revision}. Mock upstream pacing: "
+            f"{args.first_delay_ms:g} ms before answering, {args.chunk_delay_ms:g} ms between stream frames."
         )
         foreign = [r["foreign_cpu_pct"] for t in targets.values() for r in t.runs]
         retried = sum(r["tries"] > 1 for t in targets.values() for r in t.runs)

@@ -414,7 +414,7 @@ class Gateway:
 
         def retrying(attempt: Callable[[], Awaitable[T]]) -> Awaitable[T]:
             return with_retries(
-                recorded(call, deployment, self.health, attempt),
+                recorded(call, deployment, self.health, attempt, self.writer.upstream_waiting if self.writer else None),
                 policy,
                 deadline,
                 on_failure=lambda exc: self.health.failure(deployment.id, exc, peers),

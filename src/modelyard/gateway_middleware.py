@@ -288,9 +288,14 @@ def deployment_spec(base: ProviderSpec, deployment: Deployment) -> ProviderSpec:
 
 
 def recorded(
-    call: Call, deployment: Deployment, health: HealthBoard, attempt: Callable[[], Awaitable[T]]
+    call: Call,
+    deployment: Deployment,
+    health: HealthBoard,
+    attempt: Callable[[], Awaitable[T]],
+    on_start: Callable[[], None] | None = None,
 ) -> Callable[[], Awaitable[T]]:
-    """Wrap one attempt so its outcome and latency are recorded on the call and the health board."""
+    """Wrap one attempt so its outcome and latency are recorded on the call and the health board; ``on_start`` is
+    told as each attempt begins."""
     model = deployment.model
     provider = model.partition("/")[0]
     extra = {"deployment": deployment.id} if deployment.id != model else {}
@@ -298,6 +303,8 @@ def recorded(
     async def run() -> T:
         started = time.monotonic()
         health.started(deployment.id)
+        if on_start is not None:
+            on_start()
         try:
             result = await attempt()
         except errors.ModelyardError as exc:

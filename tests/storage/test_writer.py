@@ -16,7 +16,7 @@ from modelyard.middleware.logging import held_bytes
 from modelyard.pipeline import Call
 from modelyard.storage import LogWriter, RequestLog, SQLStore
 from modelyard.storage.schema import request_logs
-from modelyard.storage.writer import BUILD_SLICE, is_bad_data
+from modelyard.storage.writer import BUILD_SLICE, BUILD_WAIT, is_bad_data
 from modelyard.types.chat import AttemptInfo, ChatRequest, ChatResponse
 from tests.storage.conftest import make_log
 
@@ -272,6 +272,53 @@ async def test_rows_are_built_in_slices_that_let_other_tasks_run(spill_dir: Path
     running.cancel()
     assert len(sink.rows) == 300
     assert len(set(seen)) >= 300 // BUILD_SLICE  # the ticker ran between slices of one batch
+
+
+async def test_a_row_is_built_once_a_request_goes_upstream_not_as_its_response_ends(spill_dir: Path) -> None:
+    sink = MemorySink()
+    built: list[str] = []
+    async with LogWriter(sink, spill_dir=spill_dir, flush_interval=0.01) as writer:
+        await asyncio.sleep(0.01)  # the writer waits for rows
+        writer.submit(lambda: built.append("row") or make_log(1))
+        for _ in range(5):  # the turns of the loop in which the client's next request arrives and is handled
+            await asyncio.sleep(0)
+        assert built == []
+        writer.upstream_waiting()  # that request has gone upstream: the loop is about to wait
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert built == ["row"]
+    assert list(sink.rows) == ["req_000001"]
+
+
+async def test_without_a_hint_a_row_is_built_after_build_wait(spill_dir: Path) -> None:
+    sink = MemorySink()
+    async with LogWriter(sink, spill_dir=spill_dir, flush_interval=0.01) as writer:
+        await asyncio.sleep(0.01)
+        writer.submit(make_log(1))
+        await asyncio.sleep(BUILD_WAIT + 0.1)
+        assert list(sink.rows) == ["req_000001"]  # written before close flushed it
+    writer.upstream_waiting()  # a hint with nobody waiting for it is harmless
+
+
+async def test_a_writer_cancelled_while_a_row_waits_for_a_quiet_moment_spills_it(spill_dir: Path) -> None:
+    sink = MemorySink()
+    writer = LogWriter(sink, spill_dir=spill_dir)
+    writer.start()
+    await asyncio.sleep(0.01)  # the writer waits for rows
+    writer.submit(make_log(1))
+    writer.submit(make_log(2))
+    await asyncio.sleep(0)  # the writer has taken row 1 and waits for a quiet moment to build it
+    assert writer._holding is not None and writer._task is not None
+    writer._task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writer._task
+    writer._closed = True
+    await writer._stop_task()
+    writer._spill.close()
+    spilled = [
+        orjson.loads(line)["request_id"] for p in spill_dir.glob("*.jsonl") for line in p.read_text().splitlines()
+    ]
+    assert sorted(spilled) == ["req_000001", "req_000002"] and sink.rows == {}
 
 
 async def test_a_cancelled_writer_spills_the_rows_it_was_building(spill_dir: Path) -> None:
