@@ -214,6 +214,7 @@ def compare(what: str, a: list[float], b: list[float], on: list[float]) -> str:
     """Logging on against off (both off gateways) at p50 and on the mean, with off-A vs off-B as the noise floor."""
     noise = abs(pct(a, 50) - pct(b, 50))
     added = pct(on, 50) - pct(a + b, 50)
+    # One-sided, as run_overhead.py's verdict: a gateway that logs and is faster adds nothing.
     verdict = "within the A/A noise" if added <= max(noise, 1e-9) else "above the A/A noise"
     return (
         f"logging on adds {ms(added)} ms to the {what} at p50 ({verdict}: off-A vs off-B differ by {ms(noise)} ms), "
