@@ -12,7 +12,8 @@ Targets: ``relay`` (``asgi_relay.py``'s app), ``modelyard`` (``create_app``, req
 
 With ``--served`` each target runs as a real server under callgrind instead and ``load.py`` sends the requests
 over sockets, one at a time: the HTTP server's work is counted too, and ``relay`` is ``aiohttp_relay.py``, the
-relay issue 4's CPU bar is measured against (``asgi-relay`` is there as well).
+relay issue 4's CPU bar is measured against (``asgi-relay`` is there as well, and ``lean``: ``lean_floor.py``, the
+least a gateway doing modelyard's per-request work costs).
 
 Run (needs ``valgrind``: ``apt-get install -y valgrind``; ~15 s a measurement):
     .venv/bin/python benchmarks/instructions.py [--targets relay,modelyard,modelyard-nolog] [--modes plain,stream]
@@ -37,7 +38,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 TARGETS = ("relay", "modelyard", "modelyard-nolog")
-SERVED_TARGETS = ("relay", "asgi-relay", "modelyard", "modelyard-nolog")
+SERVED_TARGETS = ("relay", "asgi-relay", "lean", "modelyard", "modelyard-nolog")
 MODELYARD_SERVE = (
     "from modelyard.config import load_settings; from modelyard.server.run import serve; "
     "serve(load_settings(), '127.0.0.1', {port})"
@@ -234,6 +235,10 @@ def measure_served(target: str, mode: str, args: argparse.Namespace, upstream: s
     if target in ("relay", "asgi-relay"):
         script = "aiohttp_relay.py" if target == "relay" else "asgi_relay.py"
         argv = [sys.executable, str(HERE / script), "--port", str(port), "--upstream", upstream]
+    elif target == "lean":
+        argv = [sys.executable, str(HERE / "lean_floor.py"), "--port", str(port), "--upstream", upstream]
+        argv += ["--db", str(tmp / f"{name}.db")]
+        model = "up/x"
     else:
         argv = [sys.executable, "-c", MODELYARD_SERVE.format(port=port)]
         env = {**source_env(args), **modelyard_env(tmp / name, upstream, target != "modelyard-nolog")}

@@ -4,9 +4,15 @@ Starts the mock upstream (``mock_upstream.py``) and, each in its own process wit
   direct            the mock itself
   relay             ``aiohttp_relay.py`` (the CPU floor of issue 4's target)
   asgi-relay        ``asgi_relay.py``: the same relay as a bare ASGI app on uvicorn, the server stack modelyard uses
+  lean              ``lean_floor.py``: modelyard's per-request work (validation, cost, metrics, a logged row) and
+                    nothing else, the floor a rewrite of modelyard's request path could reach
+  lean-nolog        the same without its request log
+  lean-onloop       the same with its log's batches written on the event loop's thread instead of a thread
   modelyard         one uvicorn worker, request logging ON into a SQLite file in a temp dir
   modelyard-nolog   the same with ``MODELYARD_LOG_REQUESTS=false`` (shows what logging costs)
   modelyard-b       a second ``modelyard`` (logging on): its difference from the first is the noise floor (A/A)
+  modelyard-pg      ``modelyard`` logging into PostgreSQL (a database made for the run on ``--pg``, dropped after),
+                    as at scale: the database's own work is then in its server, not counted, like the mock's
   litellm           the LiteLLM proxy, one worker, from the separate venv ``/tmp/litellm-venv`` (skipped if absent)
 Then runs interleaved rounds: for each scenario (plain/streamed x concurrency 1, 16, 64) every target runs once,
 back to back, in a different order each round; ``load.py`` (its own process) drives each run. Added latency is
@@ -23,6 +29,7 @@ Run: .venv/bin/python benchmarks/run_overhead.py [--rounds 3] [--duration 3] [--
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import statistics
@@ -42,7 +49,22 @@ from load import revision
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
 LITELLM = Path(os.environ.get("LITELLM_BIN", "/tmp/litellm-venv/bin/litellm"))
-ALL_TARGETS = ("direct", "relay", "asgi-relay", "modelyard", "modelyard-nolog", "modelyard-b", "litellm")
+ALL_TARGETS = (
+    "direct",
+    "relay",
+    "asgi-relay",
+    "lean",
+    "lean-nolog",
+    "lean-onloop",
+    "modelyard",
+    "modelyard-nolog",
+    "modelyard-b",
+    "modelyard-pg",
+    "litellm",
+)
+LEAN_FLAGS = {"lean": [], "lean-nolog": ["--no-log"], "lean-onloop": ["--log-on-loop"]}
+#: Targets run unless --targets says otherwise: not the floor's variants, nor modelyard-pg (it needs PostgreSQL).
+DEFAULT_TARGETS = tuple(t for t in ALL_TARGETS if t not in ("lean-nolog", "lean-onloop", "modelyard-pg"))
 PATH = "/v1/chat/completions"
 
 
@@ -111,7 +133,9 @@ def stop(target: Target) -> None:
         target.process.wait()
 
 
-def modelyard_env(tmp: Path, upstream: str, log_requests: bool, name: str) -> dict[str, str]:
+def modelyard_env(
+    tmp: Path, upstream: str, log_requests: bool, name: str, database_url: str | None = None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
     home = tmp / name
     (home / "data").mkdir(parents=True)
@@ -121,12 +145,46 @@ def modelyard_env(tmp: Path, upstream: str, log_requests: bool, name: str) -> di
             "XDG_DATA_HOME": str(home / "data"),
             "XDG_CONFIG_HOME": str(home / "config"),
             "MODELYARD_PROVIDERS__UP__BASE_URL": upstream,
-            "MODELYARD_DATABASE_URL": f"sqlite+aiosqlite:///{home / 'modelyard.db'}",
+            "MODELYARD_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{home / 'modelyard.db'}",
             "MODELYARD_LOG_REQUESTS": "true" if log_requests else "false",
             "MODELYARD_SPILL_DIR": str(home / "spill"),
         }
     )
     return env
+
+
+def pg_database(admin_url: str, tmp: Path) -> str:
+    """A new, empty PostgreSQL database for one run (its name is kept in ``tmp`` for ``drop_pg_database``)."""
+    import asyncpg
+
+    name = f"modelyard_bench_{os.getpid()}"
+
+    async def create() -> None:
+        connection = await asyncpg.connect(admin_url)
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+    (tmp / "pg-database").write_text(name)
+    return admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
+
+
+def drop_pg_database(admin_url: str, tmp: Path) -> None:
+    marker = tmp / "pg-database"
+    if not marker.exists():
+        return
+    import asyncpg
+
+    async def drop() -> None:
+        connection = await asyncpg.connect(admin_url)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{marker.read_text()}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+    asyncio.run(drop())
 
 
 def litellm_config(tmp: Path, upstream: str) -> Path:
@@ -168,13 +226,19 @@ def launch(names: list[str], tmp: Path, args: argparse.Namespace, targets: dict[
             target = Target(name, free_port(), "x", log=tmp / "asgi-relay.log")
             argv = [PY, str(HERE / "asgi_relay.py"), "--port", str(target.port), "--upstream", upstream]
             start(target, argv, dict(os.environ), tmp)
-        elif name in ("modelyard", "modelyard-nolog", "modelyard-b"):
+        elif name in LEAN_FLAGS:
+            target = Target(name, free_port(), "up/x", log=tmp / f"{name}.log")
+            argv = [PY, str(HERE / "lean_floor.py"), "--port", str(target.port), "--upstream", upstream]
+            argv += ["--db", str(tmp / f"{name}.db"), *LEAN_FLAGS[name]]
+            start(target, argv, dict(os.environ), tmp)
+        elif name in ("modelyard", "modelyard-nolog", "modelyard-b", "modelyard-pg"):
             target = Target(name, free_port(), "up/x", log=tmp / f"{name}.log")
             code = (
                 "from modelyard.config import load_settings; from modelyard.server.run import serve; "
                 f"serve(load_settings(), '127.0.0.1', {target.port})"
             )
-            env = modelyard_env(tmp, upstream, name != "modelyard-nolog", name)
+            database = pg_database(args.pg, tmp) if name == "modelyard-pg" else None
+            env = modelyard_env(tmp, upstream, name != "modelyard-nolog", name, database)
             start(target, [PY, "-c", code], env, tmp / name)
         elif name == "litellm":
             if not LITELLM.exists():
@@ -413,15 +477,20 @@ def verdicts(targets: dict[str, Target], levels: list[int]) -> str:
         v = median([r["rps"] for r in runs(gw, True, 16)])
         rows.append(("streams/s, streamed, c=16", ">= 800", fmt(v, 0), v >= 800))
     if relay is not None:
+        lean = targets.get("lean")
         for stream in (False, True):
             mine = median([r["cpu_ms_per_req"] for c in levels for r in runs(gw, stream, c)])
             floor = median([r["cpu_ms_per_req"] for c in levels for r in runs(relay, stream, c)])
             label = "streamed" if stream else "non-streamed"
+            measured = f"{fmt(mine, 3)} ms = {fmt(mine / floor, 1)}x"
+            if lean is not None:
+                least = median([r["cpu_ms_per_req"] for c in levels for r in runs(lean, stream, c)])
+                measured += f" (lean_floor.py: {fmt(least / floor, 2)}x)"
             rows.append(
                 (
                     f"CPU per request, {label} (median over c)",
                     f"<= 2x relay ({fmt(2 * floor, 3)} ms)",
-                    f"{fmt(mine, 3)} ms = {fmt(mine / floor, 1)}x",
+                    measured,
                     mine <= 2 * floor,
                 )
             )
@@ -439,7 +508,12 @@ def verdicts(targets: dict[str, Target], levels: list[int]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", default=",".join(ALL_TARGETS))
+    parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS), help=f"from {', '.join(ALL_TARGETS)}")
+    parser.add_argument(
+        "--pg",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="where modelyard-pg gets a database",
+    )
     parser.add_argument("--levels", default="1,16,64")
     parser.add_argument("--modes", default="plain,stream")
     parser.add_argument("--rounds", type=int, default=3)
@@ -512,6 +586,7 @@ def main() -> None:
     finally:
         for target in reversed(list(targets.values())):
             stop(target)
+        drop_pg_database(args.pg, tmp)
         if not args.keep:
             import shutil
 
