@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import queue
 import sqlite3
 import threading
@@ -32,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from modelyard.pipeline import new_request_id
 from modelyard.redaction import Redactor
+from modelyard.server.app import YOUNG_GC_THRESHOLD
 from modelyard.storage.schema import INDEX_LOGS_AFTER, LAST_LOG_ID
 from modelyard.storage.sql_logs import LOG_COLUMNS
 from modelyard.types.chat import ChatRequest
@@ -265,6 +267,10 @@ class LeanGateway:
             if message["type"] == "lifespan.startup":
                 connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=None)
                 self.session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600))
+                # The collector settings modelyard's server makes at start (server/app.py), for a like comparison.
+                gc.collect()
+                gc.freeze()
+                gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.session.close() if self.session else None
