@@ -155,36 +155,30 @@ def modelyard_env(
 
 def pg_database(admin_url: str, tmp: Path) -> str:
     """A new, empty PostgreSQL database for one run (its name is kept in ``tmp`` for ``drop_pg_database``)."""
-    import asyncpg
-
     name = f"modelyard_bench_{os.getpid()}"
-
-    async def create() -> None:
-        connection = await asyncpg.connect(admin_url)
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-
-    asyncio.run(create())
+    pg_admin(admin_url, f'CREATE DATABASE "{name}"')
     (tmp / "pg-database").write_text(name)
     return admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
 
 
 def drop_pg_database(admin_url: str, tmp: Path) -> None:
     marker = tmp / "pg-database"
-    if not marker.exists():
-        return
+    if marker.exists():
+        pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{marker.read_text()}" WITH (FORCE)')
+
+
+def pg_admin(admin_url: str, statement: str) -> None:
+    """Run one statement (a database made or dropped) on PostgreSQL at ``admin_url``."""
     import asyncpg
 
-    async def drop() -> None:
+    async def run() -> None:
         connection = await asyncpg.connect(admin_url)
         try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{marker.read_text()}" WITH (FORCE)')
+            await connection.execute(statement)
         finally:
             await connection.close()
 
-    asyncio.run(drop())
+    asyncio.run(run())
 
 
 def litellm_config(tmp: Path, upstream: str) -> Path:
