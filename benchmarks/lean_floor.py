@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import queue
 import sqlite3
@@ -48,6 +49,7 @@ FLUSH_INTERVAL = 0.2  # seconds rows gather before a batch is written, as in mod
 ROWS_PER_INSERT = 64  # rows per INSERT statement: one sqlite3_step (one GIL hand-off) for many rows, as modelyard
 
 
+@functools.cache
 def insert_sql(rows: int) -> str:
     values = ", ".join(["(" + ", ".join("?" * len(LOG_COLUMNS)) + ")"] * rows)
     return f"INSERT INTO request_logs ({', '.join(LOG_COLUMNS)}) VALUES {values} ON CONFLICT (request_id) DO NOTHING"
