@@ -173,7 +173,7 @@ class LeanGateway:
             self.url, data=orjson.dumps(data), headers={"Content-Type": "application/json"}
         ) as upstream:
             if chat.stream:
-                text, usage, finish = await self.relay_stream(upstream, send, chat.model, request_id, provider)
+                text, usage, finish = await self.relay_stream(upstream, send, chat.model, request_id, provider, started)
                 response: dict[str, Any] | None = None
             else:
                 response = orjson.loads(await upstream.read())
@@ -191,18 +191,27 @@ class LeanGateway:
         if self.log_requests:
             self.log(chat, data, response, text, usage, finish, request_id, provider, created, latency)
 
-    def headers(self, request_id: str, provider: str, cost: float, started: float) -> list[tuple[bytes, bytes]]:
-        return [
+    def headers(self, request_id: str, provider: str, cost: float | None, started: float) -> list[tuple[bytes, bytes]]:
+        headers = [
             (b"x-request-id", request_id.encode()),
             (b"x-modelyard-provider", provider.encode()),
-            (b"x-modelyard-cost", f"{cost:.8f}".encode()),
             (b"x-modelyard-overhead-ms", f"{(time.monotonic() - started) * 1000:.2f}".encode()),
         ]
+        if cost is not None:
+            headers.append((b"x-modelyard-cost", f"{cost:.8f}".encode()))
+        return headers
 
     async def relay_stream(
-        self, upstream: aiohttp.ClientResponse, send: Any, model: str, request_id: str, provider: str
+        self,
+        upstream: aiohttp.ClientResponse,
+        send: Any,
+        model: str,
+        request_id: str,
+        provider: str,
+        started: float,
     ) -> tuple[str, dict[str, Any] | None, str | None]:
-        headers = [(b"content-type", b"text/event-stream"), *self.headers(request_id, provider, 0.0, time.monotonic())]
+        # A stream's cost is known only at its end, after the headers: none is sent, as modelyard sends none.
+        headers = [(b"content-type", b"text/event-stream"), *self.headers(request_id, provider, None, started)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         parts: list[str] = []
         usage: dict[str, Any] | None = None
@@ -275,7 +284,8 @@ class LeanGateway:
                 gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.session.close() if self.session else None
+                if self.session is not None:
+                    await self.session.close()
                 await self.writer.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
