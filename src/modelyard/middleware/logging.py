@@ -17,7 +17,7 @@ from modelyard import errors
 from modelyard.middleware.accounting import Pricer, apply_price
 from modelyard.pipeline import Call, ChatStream, Handler, Outcome, StreamEnd
 from modelyard.redaction import Redactor
-from modelyard.storage.base import RequestLog
+from modelyard.storage.base import RequestLog, messages_text, response_text
 from modelyard.streaming import ChunkAccumulator
 from modelyard.types.chat import ChatChunk, ChatRequest, ChatResponse, ContentPart, Message
 from modelyard.types.embeddings import EmbeddingResponse
@@ -159,6 +159,7 @@ class LoggingMiddleware:
         message = result.response.choices[0] if result.response and result.response.choices else None
         generation_s = (latency - (result.ttft_ms or 0)) / 1000
         error = result.error
+        run_id = call.options.metadata.get("run_id")
         messages, params, tools = self._request_parts(request)
         # Redacted together: one look at all of them finds nothing to mask in the common case.
         messages, response, params, tools, tool_calls, metadata = self.redactor.data_each(
@@ -171,40 +172,46 @@ class LoggingMiddleware:
                 {**(getattr(request, "metadata", None) or {}), **call.options.metadata},
             )
         )
-        return RequestLog(
-            request_id=call.request_id,
-            created_at=datetime.fromtimestamp(call.created, UTC),
-            caller=call.options.caller,
-            requested_model=request.model,
-            served_model=info.served_model,
-            provider=info.provider,
-            attempts=list(info.attempts),
-            messages=messages,
-            response=response,
-            params=params,
-            tools=tools,
-            tool_calls=tool_calls,
-            finish_reason=message.finish_reason if message else None,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=completion,
-            cached_tokens=usage.cached_tokens if usage else None,
-            reasoning_tokens=usage.reasoning_tokens if usage else None,
-            cost=info.cost,
-            cost_source=info.cost_source or "none",
-            billed_cost=info.billed_cost,
-            latency_ms=round(latency, 3),
-            ttft_ms=round(result.ttft_ms, 3) if result.ttft_ms is not None else None,
-            tokens_per_second=round(completion / generation_s, 2) if completion and generation_s > 0 else None,
-            status=result.status,
-            error_type=type(error).__name__ if error is not None else None,
-            error_message=self.redactor.text(str(error))[:2000] if error is not None else None,
-            stream=call.kind == "stream",
-            tags=list(call.options.tags),
-            metadata=metadata,
-            conversation_id=call.options.conversation_id,
-            run_id=call.options.metadata.get("run_id"),
-            cache_hit=info.cache_hit,
-            fallback_used=info.fallbacks > 0,
+        # Every field, each already of its type (see ``RequestLog.from_checked``).
+        return RequestLog.from_checked(
+            {
+                "request_id": call.request_id,
+                "created_at": datetime.fromtimestamp(call.created, UTC),
+                "caller": call.options.caller,
+                "requested_model": request.model,
+                "served_model": info.served_model,
+                "provider": info.provider,
+                "attempts": list(info.attempts),
+                "messages": messages,
+                "response": response,
+                "params": params,
+                "tools": tools,
+                "tool_calls": tool_calls,
+                "finish_reason": message.finish_reason if message else None,
+                "prompt_tokens": usage.prompt_tokens if usage else None,
+                "completion_tokens": completion,
+                "cached_tokens": usage.cached_tokens if usage else None,
+                "reasoning_tokens": usage.reasoning_tokens if usage else None,
+                "cost": info.cost,
+                "cost_source": info.cost_source or "none",
+                "billed_cost": info.billed_cost,
+                "latency_ms": round(latency, 3),
+                "ttft_ms": round(result.ttft_ms, 3) if result.ttft_ms is not None else None,
+                "tokens_per_second": round(completion / generation_s, 2) if completion and generation_s > 0 else None,
+                "status": result.status,
+                "error_type": type(error).__name__ if error is not None else None,
+                "error_message": self.redactor.text(str(error))[:2000] if error is not None else None,
+                "stream": call.kind == "stream",
+                "tags": list(dict.fromkeys(tag for tag in call.options.tags if tag)),
+                "metadata": metadata,
+                "conversation_id": call.options.conversation_id,
+                "cache_hit": info.cache_hit,
+                "fallback_used": info.fallbacks > 0,
+                "run_id": str(run_id) if run_id is not None else None,
+                "feedback": None,
+                "prompt_text": messages_text(messages),
+                "response_text": response_text(response),
+            }
         )
 
     def _request_parts(self, request: Any) -> tuple[list[dict[str, Any]] | None, dict[str, Any], list[Any] | None]:

@@ -139,6 +139,20 @@ class RequestLog(_Model):
     def _cut(cls, text: str | None) -> str | None:
         return None if text is None else text[:MAX_SEARCH_TEXT]
 
+    @classmethod
+    def from_checked(cls, fields: dict[str, Any]) -> RequestLog:
+        """A row made from ``fields`` without validation (~1 µs instead of ~10): for the logging middleware, whose
+        rows already give every field, each of its declared type, with unique tags and their search text set."""
+        if len(fields) != _REQUEST_LOG_FIELDS:
+            raise ValueError(f"a checked request log gives all {_REQUEST_LOG_FIELDS} fields, not {len(fields)}")
+        row = cls.__new__(cls)
+        # What pydantic's own ``model_construct`` sets, without its per-field defaults and aliases.
+        object.__setattr__(row, "__dict__", fields)
+        object.__setattr__(row, "__pydantic_fields_set__", set(fields))
+        object.__setattr__(row, "__pydantic_extra__", None)
+        object.__setattr__(row, "__pydantic_private__", None)
+        return row
+
     @model_validator(mode="after")
     def _derive_text(self) -> RequestLog:
         """Fill ``prompt_text`` / ``response_text`` from messages / response when not given."""
@@ -147,6 +161,9 @@ class RequestLog(_Model):
         if self.response_text is None:
             self.response_text = response_text(self.response)
         return self
+
+
+_REQUEST_LOG_FIELDS = len(RequestLog.model_fields)
 
 
 class LogQuery(BaseModel):
