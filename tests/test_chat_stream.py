@@ -67,6 +67,43 @@ async def test_delivered_hooks_see_a_batch_only_after_it_was_handed_out() -> Non
     assert order == ["end after ['a', 'b', 'c']"]
 
 
+async def test_kept_open_at_its_end_a_stream_runs_late_hooks_when_closed() -> None:
+    """The server writes ``[DONE]`` before the request log's and the metrics' hooks run: with ``keep_open``, a
+    stream whose delivered and end hooks all may follow the last frame is closed by its consumer, not its source."""
+    stream = ChatStream.batched(batches(["a", "b"], ["c"]), ModelyardInfo())
+    delivered: list[str] = []
+    ends: list[StreamEnd] = []
+    stream.observe(lambda c: delivered.append(c.text), ends.append, delivered=True, after_last_frame=True)
+    assert [c.text for c in await stream.next_batch(keep_open=True)] == ["a", "b"]
+    assert [c.text for c in await stream.next_batch(keep_open=True)] == ["c"]
+    assert delivered == ["a", "b"]  # a batch is shown once the next one has come
+    with pytest.raises(StopAsyncIteration):
+        await stream.next_batch(keep_open=True)
+    assert not stream.closed and delivered == ["a", "b"] and ends == []  # the consumer writes its last frame now
+    await stream.aclose()
+    assert delivered == ["a", "b", "c"] and ends == [StreamEnd(completed=True)]
+
+
+async def test_one_hook_that_must_precede_the_last_frame_keeps_the_end_as_it_was() -> None:
+    stream = ChatStream.batched(batches(["a"]), ModelyardInfo())
+    late: list[StreamEnd] = []
+    early: list[StreamEnd] = []
+    stream.observe(on_end=late.append, after_last_frame=True)
+    stream.observe(on_end=early.append)  # e.g. a saved conversation: the next request must find the reply
+    await stream.next_batch(keep_open=True)
+    with pytest.raises(StopAsyncIteration):
+        await stream.next_batch(keep_open=True)
+    assert stream.closed and early == late == [StreamEnd(completed=True)]
+
+
+async def test_a_stream_iterated_to_its_end_is_closed_by_its_source_whatever_its_hooks() -> None:
+    stream = ChatStream.batched(batches(["a"], ["b"]), ModelyardInfo())
+    ends: list[StreamEnd] = []
+    stream.observe(on_end=ends.append, after_last_frame=True)
+    assert [c.text async for c in stream] == ["a", "b"]
+    assert stream.closed and ends == [StreamEnd(completed=True)]
+
+
 async def test_delivered_hooks_skip_chunks_never_handed_out() -> None:
     stream = ChatStream.batched(batches(["a", "b", "c"]), ModelyardInfo())
     early, delivered = watched(stream)[0], []

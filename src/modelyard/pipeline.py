@@ -98,7 +98,8 @@ class ChatStream:
     Middleware that only looks at a stream registers hooks with ``observe`` (called for every chunk, and once
     when the stream ends however it ends) instead of wrapping it; ``next_batch`` hands out the chunks that
     arrived together, so the server can write them in one go. Hooks that only record what was delivered (a
-    log's text) ask to see each chunk once it is handed out, so their work never delays it.
+    log's text) ask to see each chunk once it is handed out, so their work never delays it, and may ask to run
+    after the server's last frame (``after_last_frame``).
     """
 
     def __init__(self, chunks: AsyncIterator[ChatChunk] | AsyncIterator[list[ChatChunk]], info: ModelyardInfo) -> None:
@@ -116,6 +117,7 @@ class ChatStream:
         self._end: StreamEnd | None = None
         self._source: ChatStream | None = None  # set by ``wrap``: closed too, even if never iterated
         self._watchdog: Watchdog | None = None  # times ``next_batch`` waits (one timer for the whole stream)
+        self._hooks_before_end = False  # a delivered or end hook that must run before the consumer's last frame
 
     @classmethod
     def batched(cls, batches: AsyncIterator[list[ChatChunk]], info: ModelyardInfo) -> ChatStream:
@@ -132,6 +134,7 @@ class ChatStream:
         delivered: bool = False,
         on_first_token: ChunkHook | None = None,
         on_usage: ChunkHook | None = None,
+        after_last_frame: bool = False,
     ) -> ChatStream:
         """Call ``on_chunk`` for every chunk and ``on_end`` exactly once at the end; hooks must not change chunks.
 
@@ -140,7 +143,13 @@ class ChatStream:
         ``on_first_token`` sees the first arriving chunk that has choices, once; ``on_usage`` each arriving chunk
         that carries usage (cheaper than an ``on_chunk`` that looks at every chunk for them).
         Hooks of a kind run in the order they were added (the middleware nearest the provider first); for each
-        chunk, ``on_chunk`` hooks run before ``on_first_token`` and ``on_usage`` hooks."""
+        chunk, ``on_chunk`` hooks run before ``on_first_token`` and ``on_usage`` hooks.
+
+        ``after_last_frame``: these delivered and end hooks may run after a consumer that writes a final frame of
+        its own (the server's ``[DONE]``) has written it (see ``next_batch(keep_open=True)``). Leave it False for a
+        hook whose work the client's next request must find done (a saved conversation's reply)."""
+        if (on_end is not None or (delivered and on_chunk is not None)) and not after_last_frame:
+            self._hooks_before_end = True
         if on_chunk is not None:
             (self._delivered_hooks if delivered else self._chunk_hooks).append(on_chunk)
         if on_first_token is not None:
@@ -163,16 +172,27 @@ class ChatStream:
             self._handed.append(chunk)
         return chunk
 
-    async def next_batch(self, timeout: float | None = None, waiting_for: str = "chunk") -> list[ChatChunk]:
+    async def next_batch(
+        self, timeout: float | None = None, waiting_for: str = "chunk", *, keep_open: bool = False
+    ) -> list[ChatChunk]:
         """The next chunks that arrived together (at least one); ``StopAsyncIteration`` at the end.
 
-        With ``timeout``, a source silent for that long fails the stream with ``TimeoutError``."""
-        self._show_delivered()
+        With ``timeout``, a source silent for that long fails the stream with ``TimeoutError``.
+        With ``keep_open``, when every delivered and end hook may run after the consumer's last frame
+        (``observe(after_last_frame=True)``), a source that has run out leaves the stream open: the consumer writes
+        its last frame, then closes the stream, which runs them. Delivered hooks then see a batch once the next one
+        has come (the last one's at the close), so that none of their work sits between the last chunk and the end.
+        """
+        defer = keep_open and not self._hooks_before_end
+        if not defer:
+            self._show_delivered()
         if self._pending:
             batch = list(self._pending)
             self._pending.clear()
         else:
-            batch = await self._fetch(timeout, waiting_for)
+            batch = await self._fetch(timeout, waiting_for, close_at_end=not defer)
+        if defer:
+            self._show_delivered()
         if self._delivered_hooks:
             self._handed = batch
         return batch
@@ -186,7 +206,9 @@ class ChatStream:
                 for hook in hooks:
                     hook(chunk)
 
-    async def _fetch(self, timeout: float | None = None, waiting_for: str = "chunk") -> list[ChatChunk]:
+    async def _fetch(
+        self, timeout: float | None = None, waiting_for: str = "chunk", *, close_at_end: bool = True
+    ) -> list[ChatChunk]:
         try:
             if timeout is None:
                 batch = await self._next()
@@ -198,7 +220,8 @@ class ChatStream:
                     raise errors.TimeoutError(f"no {waiting_for} from the model within {timeout:g}s") from None
         except StopAsyncIteration:
             self._end = self._end or StreamEnd(completed=True)
-            await self.aclose()
+            if close_at_end:
+                await self.aclose()
             raise
         except BaseException as exc:
             self._end = self._end or StreamEnd(error=exc)

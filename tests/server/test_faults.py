@@ -16,7 +16,7 @@ import pytest
 from modelyard import Client
 from modelyard.config import ProviderSettings
 from modelyard.storage.base import RequestLog
-from tests.providers.cases_openai import CASES, STREAM
+from tests.providers.cases_openai import CASES, STREAM, USAGE
 from tests.server.conftest import server_settings
 from tests.support.live_server import LiveServer
 from tests.support.scripted_server import Reply, ScriptedServer, sse_json
@@ -192,6 +192,24 @@ def test_stream_disconnect_cancels_upstream_and_logs_delivered_tokens(
     logged = row(live_up)
     assert logged.status == "client_disconnected"
     assert logged.response_text == "Hello" and logged.completion_tokens == 1
+
+
+def test_a_stream_read_to_done_is_logged_whole_though_the_client_leaves_at_once(
+    live_up: LiveServer, upstream_thread: ScriptedServer
+) -> None:
+    """The request log's and the metrics' end-of-stream work runs after ``[DONE]`` is written: a client that
+    closes its connection as soon as it has it must still leave a whole, completed row and an "ok" count."""
+    upstream_thread.script(Reply(sse=STREAM))
+    body = {"model": MODEL, "messages": HELLO, "stream": True}
+    with httpx2.stream("POST", f"{live_up.url}/v1/chat/completions", json=body, timeout=10) as response:
+        raw = b"".join(response.iter_bytes())
+        request_id = response.headers["x-request-id"]
+    assert raw.endswith(b"data: [DONE]\n\n")
+    logged = row(live_up, request_id)
+    assert (logged.status, logged.response_text, logged.finish_reason) == ("ok", "Hello there!", "stop")
+    assert (logged.prompt_tokens, logged.completion_tokens) == (USAGE["prompt_tokens"], USAGE["completion_tokens"])
+    metrics = httpx2.get(f"{live_up.url}/metrics").text
+    assert f'modelyard_requests_total{{kind="stream",model="{MODEL}",status="ok"}} 1.0' in metrics
 
 
 def test_upstream_chunks_are_forwarded_as_sent_with_only_the_model_rewritten(

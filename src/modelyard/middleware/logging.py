@@ -123,7 +123,10 @@ class LoggingMiddleware:
             self.sink(lambda: self._stream_row(call, result, acc, latency), held_bytes(call) + acc.chunks * CHUNK_BYTES)
 
         # The text is collected once each chunk is on its way (never between a chunk's arrival and its delivery).
-        return stream.observe(on_first_token=on_first_token).observe(acc.add, on_end, delivered=True)
+        # After the last frame: the text of the last batch and the row's hand-off never delay the stream's end.
+        return stream.observe(on_first_token=on_first_token).observe(
+            acc.add, on_end, delivered=True, after_last_frame=True
+        )
 
     def _stream_row(self, call: Call, result: _Outcome, acc: ChunkAccumulator, latency: float) -> RequestLog:
         """The row of a finished stream: what was delivered, with the provider's usage or exactly counted."""

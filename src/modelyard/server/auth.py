@@ -139,7 +139,7 @@ class KeySpendMiddleware:
         if self.skips(call):
             return outcome
         if isinstance(outcome, ChatStream):
-            return outcome.observe(on_end=lambda end: self._charge(call))
+            return outcome.observe(on_end=lambda end: self._charge(call), after_last_frame=True)
         self._charge(call)
         return outcome
 

@@ -173,7 +173,7 @@ class MetricsMiddleware:
                 error = type(end.error).__name__ if end.error is not None else "ClosedEarly"
                 self._finish(call, "error", usage, error)
 
-        return stream.observe(on_end=on_end, on_first_token=on_first_token, on_usage=on_usage)
+        return stream.observe(on_end=on_end, on_first_token=on_first_token, on_usage=on_usage, after_last_frame=True)
 
     def _finish(self, call: Call, status: str, usage: Usage | None, error: str | None) -> None:
         m, info = self.m, call.info

@@ -44,6 +44,8 @@ class EventStreamResponse(Response):
                 if more:
                     more = not isinstance(frame, LastFrame)
                     await send({"type": "http.response.body", "body": frame, "more_body": more})
+                    if not more:
+                        watch.stop()  # the answer is whole: the client leaving now must not cancel what follows
             if more:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:

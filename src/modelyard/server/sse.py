@@ -58,13 +58,15 @@ def _accounting(info: ModelyardInfo | None) -> dict[str, object]:
 
 
 async def paced_batches(
-    stream: ChatStream, first_token_timeout: float, idle_timeout: float
+    stream: ChatStream, first_token_timeout: float, idle_timeout: float, *, keep_open: bool = False
 ) -> AsyncIterator[list[ChatChunk]]:
-    """The stream's batches, failing with ``TimeoutError`` when the first or the next chunk is too slow."""
+    """The stream's batches, failing with ``TimeoutError`` when the first or the next chunk is too slow.
+
+    ``keep_open``: see ``ChatStream.next_batch`` (the caller then closes the stream after its last frame)."""
     timeout, kind = first_token_timeout, "first chunk"
     while True:
         try:
-            batch = await stream.next_batch(timeout, kind)
+            batch = await stream.next_batch(timeout, kind, keep_open=keep_open)
         except StopAsyncIteration:
             return
         timeout, kind = idle_timeout, "next chunk"
@@ -88,9 +90,10 @@ async def sse_body(
     on_error: Callable[[BaseException], bytes] = error_event,
 ) -> AsyncIterator[bytes]:
     """Yield SSE frames (those of chunks that arrived together in one piece); a failure after the start becomes
-    an error event and the stream ends without [DONE]."""
+    an error event and the stream ends without [DONE]. The stream is closed after the last frame: its hooks that
+    may (the request log's, metrics') then run once the client has the whole answer."""
     try:
-        async for batch in paced_batches(stream, first_token_timeout, idle_timeout):
+        async for batch in paced_batches(stream, first_token_timeout, idle_timeout, keep_open=True):
             frames = [frame for frame in map(encode, batch) if frame is not None]
             if frames:
                 yield frames[0] if len(frames) == 1 else b"".join(frames)
