@@ -3,6 +3,7 @@ row validation would have made of the same values, for every outcome."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -49,20 +50,12 @@ async def _row(call: Call, outcome: Outcome | BaseException, **options: Any) -> 
             raise outcome
         return outcome
 
-    with pytest.raises(type(outcome)) if isinstance(outcome, BaseException) else _nothing():
+    with pytest.raises(type(outcome)) if isinstance(outcome, BaseException) else contextlib.nullcontext():
         await middleware(call, upstream)
     (make,) = built
     row = make()
     assert isinstance(row, RequestLog)
     return row
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _validated(row: RequestLog) -> RequestLog:

@@ -122,8 +122,8 @@ class LoggingMiddleware:
             latency = (time.monotonic() - call.started) * 1000
             self.sink(lambda: self._stream_row(call, result, acc, latency), held_bytes(call) + acc.chunks * CHUNK_BYTES)
 
-        # The text is collected once each chunk is on its way (never between a chunk's arrival and its delivery).
-        # After the last frame: the text of the last batch and the row's hand-off never delay the stream's end.
+        # The text is collected once each chunk is on its way (never between its arrival and its delivery); the
+        # server does it for the last batch after writing [DONE], and hands the row over then too.
         return stream.observe(on_first_token=on_first_token).observe(
             acc.add, on_end, delivered=True, after_last_frame=True
         )
