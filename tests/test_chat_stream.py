@@ -12,7 +12,7 @@ import pytest
 
 from modelyard import errors
 from modelyard.gateway import Gateway
-from modelyard.pipeline import ChatStream, StreamEnd
+from modelyard.pipeline import LATE_CHUNKS, ChatStream, StreamEnd, stream_ends_settled
 from modelyard.types.chat import ChatChunk, ModelyardInfo
 
 
@@ -96,12 +96,66 @@ async def test_one_hook_that_must_precede_the_last_frame_keeps_the_end_as_it_was
     assert stream.closed and early == late == [StreamEnd(completed=True)]
 
 
-async def test_a_stream_iterated_to_its_end_is_closed_by_its_source_whatever_its_hooks() -> None:
+async def test_a_stream_iterated_to_its_end_runs_late_hooks_after_the_consumers_loop() -> None:
+    """``async for`` has no last frame of its own: the consumer's loop ending is the moment the log may follow."""
     stream = ChatStream.batched(batches(["a"], ["b"]), ModelyardInfo())
+    delivered: list[str] = []
     ends: list[StreamEnd] = []
-    stream.observe(on_end=ends.append, after_last_frame=True)
+    stream.observe(lambda c: delivered.append(c.text), ends.append, delivered=True, after_last_frame=True)
     assert [c.text async for c in stream] == ["a", "b"]
-    assert stream.closed and ends == [StreamEnd(completed=True)]
+    assert stream.closed and delivered == [] and ends == []  # the source is released; the hooks come next
+    await stream_ends_settled()
+    assert delivered == ["a", "b"] and ends == [StreamEnd(completed=True)]
+
+
+async def test_a_long_iterated_stream_shows_late_hooks_what_it_holds_once_enough_wait() -> None:
+    groups = [[str(i)] for i in range(LATE_CHUNKS + 1)]
+    stream = ChatStream.batched(batches(*groups), ModelyardInfo())
+    delivered: list[str] = []
+    stream.observe(lambda c: delivered.append(c.text), delivered=True, after_last_frame=True)
+    async for c in stream:
+        assert len(delivered) == (0 if int(c.text) < LATE_CHUNKS else LATE_CHUNKS)
+    await stream_ends_settled()
+    assert delivered == [str(i) for i in range(LATE_CHUNKS + 1)]
+
+
+async def test_an_iterated_stream_with_one_early_hook_runs_every_hook_before_its_loop_ends() -> None:
+    stream = ChatStream.batched(batches(["a"]), ModelyardInfo())
+    late: list[StreamEnd] = []
+    early: list[StreamEnd] = []
+    stream.observe(on_end=late.append, after_last_frame=True).observe(on_end=early.append)
+    assert [c.text async for c in stream] == ["a"]
+    assert early == late == [StreamEnd(completed=True)]
+
+
+async def test_an_iterated_stream_that_fails_or_is_left_early_runs_its_hooks_at_once() -> None:
+    failing = ChatStream.batched(batches(["a"], fail=errors.StreamInterruptedError("gone")), ModelyardInfo())
+    failed: list[StreamEnd] = []
+    failing.observe(on_end=failed.append, after_last_frame=True)
+    with pytest.raises(errors.StreamInterruptedError):
+        async for _ in failing:
+            pass
+    assert isinstance(failed[0].error, errors.StreamInterruptedError)
+    left = ChatStream.batched(batches(["a"], ["b"]), ModelyardInfo())
+    ends: list[StreamEnd] = []
+    left.observe(on_end=ends.append, after_last_frame=True)
+    async with left:
+        async for _ in left:
+            break
+    assert ends == [StreamEnd()]
+
+
+async def test_a_late_hook_that_fails_after_the_loop_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    stream = ChatStream.batched(batches(["a"]), ModelyardInfo())
+
+    def broken(end: StreamEnd) -> None:
+        raise RuntimeError("hook bug")
+
+    stream.observe(on_end=broken, after_last_frame=True)
+    assert [c.text async for c in stream] == ["a"]  # the consumer had the whole answer
+    with caplog.at_level("ERROR", logger="modelyard.pipeline"):
+        await stream_ends_settled()
+    assert "end hook failed" in caplog.text and "hook bug" in caplog.text
 
 
 async def test_delivered_hooks_skip_chunks_never_handed_out() -> None:
@@ -231,6 +285,7 @@ async def test_a_logged_stream_leaves_nothing_for_the_garbage_collector() -> Non
         request = {"model": "fake/echo", "messages": [{"role": "user", "content": "hi there"}]}
         stream = await gateway.stream(request)
         assert "".join([c.text async for c in stream]) == "hi there"
+        await stream_ends_settled()
         gone = weakref.ref(stream)
         del stream
         assert gone() is None  # before: the logging hook and the stream held each other until a collection

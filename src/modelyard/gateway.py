@@ -37,7 +37,17 @@ from modelyard.middleware.accounting import Priced
 from modelyard.middleware.conversations import ConversationMiddleware
 from modelyard.middleware.limits import admit, deployment_scope, hold_until_closed, used_tokens
 from modelyard.middleware.logging import LoggingMiddleware
-from modelyard.pipeline import Call, CallKind, CallOptions, ChatStream, Handler, Middleware, Outcome, compose
+from modelyard.pipeline import (
+    Call,
+    CallKind,
+    CallOptions,
+    ChatStream,
+    Handler,
+    Middleware,
+    Outcome,
+    compose,
+    stream_ends_settled,
+)
 from modelyard.pricing.catalog import PriceCatalog
 from modelyard.providers._http import HttpClient
 from modelyard.providers.adjust import adjust_request, wants_stream_emulation
@@ -275,6 +285,7 @@ class Gateway:
 
     async def aclose(self) -> None:
         """Flush logs, close the database, providers, shared state and the HTTP client."""
+        await stream_ends_settled()  # the rows of streams that just ran out, handed to the writer first
         if self.writer is not None:
             await self.writer.close()
         for provider in [*self._providers.values(), *(p for _, p in self._deployment_providers.values())]:

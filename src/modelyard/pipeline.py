@@ -6,9 +6,11 @@ user hooks (from settings or the ``modelyard.middleware`` entry-point group) are
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from random import getrandbits
 from typing import Any, Literal, Protocol
@@ -20,6 +22,8 @@ from modelyard.types.embeddings import EmbeddingRequest, EmbeddingResponse
 from modelyard.watchdog import Watchdog
 
 CallKind = Literal["chat", "stream", "embed"]
+
+log = logging.getLogger("modelyard.pipeline")
 
 
 _UUID4_BITS = (4 << 76) | (2 << 62)
@@ -89,6 +93,11 @@ ChunkHook = Callable[[ChatChunk], None]
 EndHook = Callable[[StreamEnd], Awaitable[None] | None]
 
 
+#: Chunks an ``async for`` consumer has had that late delivered hooks (``after_last_frame``) have not seen yet: they
+#: see them all once the consumer's loop has ended, or whenever this many wait (what a long stream may hold).
+LATE_CHUNKS = 64
+
+
 class ChatStream:
     """An async iterator of ``ChatChunk`` that always releases its upstream when closed.
 
@@ -118,6 +127,7 @@ class ChatStream:
         self._source: ChatStream | None = None  # set by ``wrap``: closed too, even if never iterated
         self._watchdog: Watchdog | None = None  # times ``next_batch`` waits (one timer for the whole stream)
         self._hooks_before_end = False  # a delivered or end hook that must run before the consumer's last frame
+        self._iterated = False  # consumed with ``async for`` (its end hooks may then follow the consumer's loop)
 
     @classmethod
     def batched(cls, batches: AsyncIterator[list[ChatChunk]], info: ModelyardInfo) -> ChatStream:
@@ -146,8 +156,10 @@ class ChatStream:
         chunk, ``on_chunk`` hooks run before ``on_first_token`` and ``on_usage`` hooks.
 
         ``after_last_frame``: these delivered and end hooks may run after a consumer that writes a final frame of
-        its own (the server's ``[DONE]``) has written it (see ``next_batch(keep_open=True)``). Leave it False for a
-        hook whose work the client's next request must find done (a saved conversation's reply)."""
+        its own (the server's ``[DONE]``) has written it (see ``next_batch(keep_open=True)``); of a stream read with
+        ``async for`` that runs out, they then run in a task of their own once the consumer's loop has ended
+        (``stream_ends_settled`` waits for them). Leave it False for a hook whose work the client's next request
+        must find done (a saved conversation's reply)."""
         if (on_end is not None or (delivered and on_chunk is not None)) and not after_last_frame:
             self._hooks_before_end = True
         if on_chunk is not None:
@@ -164,8 +176,10 @@ class ChatStream:
         return self
 
     async def __anext__(self) -> ChatChunk:
+        self._iterated = True
         if not self._pending:
-            self._show_delivered()
+            if self._hooks_before_end or len(self._handed) >= LATE_CHUNKS:
+                self._show_delivered()
             self._pending.extend(await self._fetch())
         chunk = self._pending.popleft()
         if self._delivered_hooks:
@@ -266,7 +280,14 @@ class ChatStream:
                 if self._source is not None:
                     await self._source.aclose()
             finally:
-                await self._run_end_hooks(self._end or StreamEnd())
+                end = self._end or StreamEnd()
+                if self._iterated and end.completed and not self._hooks_before_end and self._has_end_work():
+                    _after_consumer(self._run_end_hooks(end))
+                else:
+                    await self._run_end_hooks(end)
+
+    def _has_end_work(self) -> bool:
+        return bool(self._end_hooks or self._handed)
 
     async def _run_end_hooks(self, end: StreamEnd) -> None:
         # Hooks are closures that often hold this stream: dropping them once spent frees the stream by reference
@@ -301,6 +322,30 @@ class ChatStream:
         wrapped = ChatStream(_unforwarded(transform(self)), self.info)
         wrapped._source = self
         return wrapped
+
+
+_ends_after_consumer: set[asyncio.Task[None]] = set()
+
+
+def _after_consumer(hooks: Coroutine[Any, Any, None]) -> None:
+    """Run a whole stream's end hooks in a task of their own, so that the consumer's loop ends without them."""
+    task = asyncio.get_running_loop().create_task(hooks)
+    _ends_after_consumer.add(task)
+    task.add_done_callback(_end_hooks_done)
+
+
+def _end_hooks_done(task: asyncio.Task[None]) -> None:
+    _ends_after_consumer.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a stream's end hook failed after its consumer had the whole answer", exc_info=task.exception())
+
+
+async def stream_ends_settled() -> None:
+    """Wait until the end hooks of every stream that ran out on this loop have run (the request log's row is then
+    with the writer). ``Gateway.aclose`` and reads of the request log wait for this."""
+    loop = asyncio.get_running_loop()
+    while pending := [task for task in _ends_after_consumer if task.get_loop() is loop]:
+        await asyncio.wait(pending)
 
 
 async def _unforwarded(chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:

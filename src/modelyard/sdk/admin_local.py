@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from modelyard import errors
+from modelyard.pipeline import stream_ends_settled
 from modelyard.sdk.admin import (
     Admin,
     CreatedKey,
@@ -45,6 +46,7 @@ async def logs_settled(gateway: Any, timeout: float = SETTLE_SECONDS) -> None:
     writer = gateway.writer
     if writer is None:
         return
+    await stream_ends_settled()
     target, deadline = writer.stats.submitted, time.monotonic() + timeout
     while _handled(writer.stats) < target and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
