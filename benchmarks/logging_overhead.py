@@ -17,8 +17,14 @@ its first chunk), as every real model does, and the report adds the gateway's **
 latency minus the upstream attempt's (the attempt's latency as the gateway recorded it), which the wait's timer
 jitter (~1 ms on uvloop) does not reach.
 
+The fake's wait is a timer in the gateway's own event loop, and epoll counts a timeout in whole milliseconds
+(rounded up): whatever the loop does during the wait (the log writer builds its rows then) pushes the wake-up
+later by as much, which a socket's answer would not (session 14, ``benchmarks/RESULTS.md``). With ``--mock`` the
+upstream is ``mock_upstream.py`` instead, in its own process, reached over sockets (``--upstream-delay-ms`` is then
+its ``--first-delay-ms``; a stream is 20 chunks): the whole latency is the measure again.
+
 Run: .venv/bin/python benchmarks/logging_overhead.py [--calls 20000] [--stream-calls 10000] [--block 1000]
-     [--upstream-delay-ms 2]
+     [--upstream-delay-ms 2] [--mock]
 """
 
 from __future__ import annotations
@@ -29,14 +35,19 @@ import contextlib
 import math
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for load.py's CPU accounting helpers
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # for load.py's CPU accounting helpers
+#: The model ``--mock`` calls: provider ``up`` is the mock upstream.
+MOCK_MODEL = "up/x"
 PROMPT = (
     "Please say hello to the benchmark harness in one short friendly sentence that has exactly nineteen words in it"
 )
@@ -76,15 +87,15 @@ def attempt_seconds(info: Any) -> float:
     return sum(a.latency_ms or 0 for a in info.attempts) / 1000
 
 
-async def block(gateway: Any, stream: bool, calls: int, series: Series, delay: float = 0.0) -> None:
+async def block(gateway: Any, stream: bool, calls: int, series: Series, delay: float = 0.0, mock: bool = False) -> None:
     from modelyard.providers.fake import FakeReply
 
-    request = {"model": "fake/echo", "messages": [{"role": "user", "content": PROMPT}]}
-    fake = gateway.provider("fake")
+    request = {"model": MOCK_MODEL if mock else "fake/echo", "messages": [{"role": "user", "content": PROMPT}]}
+    fake = None if mock else gateway.provider("fake")
     latencies = []
     cpu0 = time.process_time()
     for _ in range(calls):
-        if delay:
+        if delay and fake is not None:
             fake.queue(FakeReply(text=PROMPT, delay=delay))
         started = time.perf_counter()
         if stream:
@@ -98,7 +109,7 @@ async def block(gateway: Any, stream: bool, calls: int, series: Series, delay: f
         else:
             info = (await gateway.chat(request)).modelyard
         latencies.append(time.perf_counter() - started)
-        if delay:
+        if delay or mock:
             upstream = attempt_seconds(info)
             series.own.append(latencies[-1] - upstream)
             if stream:
@@ -111,7 +122,8 @@ async def block(gateway: Any, stream: bool, calls: int, series: Series, delay: f
     series.calls += calls
     series.latencies += latencies
     series.block_p50s.append(statistics.median(latencies))
-    gateway.provider("fake").clear()  # the fake keeps every call it saw
+    if fake is not None:
+        fake.clear()  # the fake keeps every call it saw
 
 
 async def count_rows(gateway: Any) -> int:
@@ -144,8 +156,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
     results: dict[tuple[str, bool], Series] = {(n, s): Series() for n in gateways for s in (False, True)}
     try:
         for gateway in gateways.values():  # warm up: migrations, first-use imports, caches
-            await block(gateway, False, 200, Series(), delay)
-            await block(gateway, True, 100, Series(), delay)
+            await block(gateway, False, 200, Series(), delay, args.mock)
+            await block(gateway, True, 100, Series(), delay, args.mock)
         before = await count_rows(gateways["on"])
         everyone, started = all_cpu_ticks(), time.perf_counter()
         order = list(gateways)
@@ -153,7 +165,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
             for i in range(math.ceil(total / args.block)):
                 shift = i % len(order)
                 for name in order[shift:] + order[:shift]:
-                    await block(gateways[name], stream, args.block, results[(name, stream)], delay)
+                    await block(gateways[name], stream, args.block, results[(name, stream)], delay, args.mock)
         foreign = foreign_seconds(everyone, all_cpu_ticks(), {os.getpid()})
         foreign_pct = 100 * foreign / ((time.perf_counter() - started) * (os.cpu_count() or 1))
         rows = await count_rows(gateways["on"]) - before
@@ -170,11 +182,13 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
 
 
 def report(results: dict[tuple[str, bool], Series], args: argparse.Namespace, rows: int, expected: int) -> str:
-    paced = args.upstream_delay_ms > 0
+    paced = args.upstream_delay_ms > 0 or args.mock
+    upstream = "the mock upstream over sockets" if args.mock else "the fake"
+    answering = f"after {args.upstream_delay_ms:g} ms" if args.upstream_delay_ms > 0 else "at once"
     lines = [
         f"## logging overhead ({time.strftime('%Y-%m-%d %H:%M %Z')}, load {os.getloadavg()[0]:.2f}, "
-        f"Python {sys.version.split()[0]}, blocks of {args.block} calls, concurrency 1, the fake answering "
-        f"{f'after {args.upstream_delay_ms:g} ms' if paced else 'at once'})\n",
+        f"Python {sys.version.split()[0]}, blocks of {args.block} calls, concurrency 1, {upstream} answering "
+        f"{answering})\n",
         "| mode | gateway | calls | p50 ms | p90 ms | p99 ms | mean ms | block p50s ms: median (min-max) "
         "| TTFB p50 ms | own p50 ms | own TTFB p50 ms | CPU ms/call |",
         "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
@@ -231,6 +245,9 @@ def main() -> None:
     parser.add_argument(
         "--upstream-delay-ms", type=float, default=0.0, help="the fake waits this long before answering (0: at once)"
     )
+    parser.add_argument(
+        "--mock", action="store_true", help="call mock_upstream.py over sockets instead of the in-process fake"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="modelyard-logbench-") as name:
         tmp = Path(name)
@@ -243,7 +260,25 @@ def main() -> None:
             import uvloop
 
             uvloop.install()
-        asyncio.run(run(args, tmp))
+        with mock_upstream(args.upstream_delay_ms) if args.mock else contextlib.nullcontext():
+            asyncio.run(run(args, tmp))
+
+
+@contextlib.contextmanager
+def mock_upstream(first_delay_ms: float) -> Iterator[None]:
+    """``mock_upstream.py`` in its own process, as provider ``up`` of every gateway made meanwhile."""
+    argv = [sys.executable, str(HERE / "mock_upstream.py"), "--port", "0", "--first-delay-ms", str(first_delay_ms)]
+    mock = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert mock.stdout is not None
+        ready = mock.stdout.readline().split()
+        if ready[:1] != ["READY"]:
+            raise RuntimeError(f"the mock upstream did not start: {ready}")
+        os.environ["MODELYARD_PROVIDERS__UP__BASE_URL"] = f"http://127.0.0.1:{ready[1]}/v1"
+        yield
+    finally:
+        mock.terminate()
+        mock.wait(10)
 
 
 if __name__ == "__main__":
