@@ -13,6 +13,7 @@ import pytest
 from modelyard import errors
 from modelyard.gateway import Gateway
 from modelyard.pipeline import LATE_CHUNKS, ChatStream, StreamEnd, stream_ends_settled
+from modelyard.sdk.admin_local import InProcessAdmin
 from modelyard.types.chat import ChatChunk, ModelyardInfo
 
 
@@ -266,6 +267,30 @@ def test_copies_never_carry_the_upstream_form() -> None:
     assert original.model_copy().wire is None
     assert original.model_copy(update={"model": "x"}).wire is None
     assert ChatChunk(model="m").wire is None
+
+
+async def test_a_stream_read_to_its_end_leaves_its_whole_row_when_the_gateway_closes_at_once() -> None:
+    """The row is handed over after the consumer's loop: ``Gateway.aclose`` must wait for that before the writer."""
+    request = {"model": "fake/echo", "messages": [{"role": "user", "content": "hi there"}]}
+    async with Gateway() as gateway:
+        stream = await gateway.stream(request)
+        assert "".join([c.text async for c in stream]) == "hi there"
+        request_id = stream.info.request_id
+    assert gateway.writer is not None
+    stats = gateway.writer.stats
+    assert (stats.submitted, stats.written, stats.spilled) == (1, 1, 0)  # written, not set aside for later
+    async with Gateway() as reopened:
+        row = await (await reopened.stores()).logs.get(request_id)
+    assert row is not None and row.status == "ok" and row.response_text == "hi there"
+
+
+async def test_a_log_read_right_after_a_stream_read_to_its_end_finds_its_row() -> None:
+    request = {"model": "fake/echo", "messages": [{"role": "user", "content": "hi there"}]}
+    async with Gateway() as gateway:
+        stream = await gateway.stream(request)
+        assert "".join([c.text async for c in stream]) == "hi there"
+        row = await InProcessAdmin(lambda: gateway).log(stream.info.request_id)
+    assert row is not None and row.response_text == "hi there"
 
 
 @pytest.fixture
