@@ -157,8 +157,9 @@ class ChatStream:
 
         ``after_last_frame``: these delivered and end hooks may run after a consumer that writes a final frame of
         its own (the server's ``[DONE]``) has written it (see ``next_batch(keep_open=True)``); of a stream read with
-        ``async for`` that runs out, they then run in a task of their own once the consumer's loop has ended
-        (``stream_ends_settled`` waits for them). Leave it False for a hook whose work the client's next request
+        ``async for`` that runs out, they then run in a task of their own once the consumer's loop has ended, the
+        delivered ones over every chunk it was handed (``LATE_CHUNKS`` at most wait; ``stream_ends_settled`` waits
+        for the task). Leave it False for a hook whose work the client's next request
         must find done (a saved conversation's reply)."""
         if (on_end is not None or (delivered and on_chunk is not None)) and not after_last_frame:
             self._hooks_before_end = True
