@@ -8,12 +8,14 @@ fast mock upstream in its own process, with callgrind counting only the measured
 all its threads included (the SQLite writer's too).
 
 Targets: ``relay`` (``asgi_relay.py``'s app), ``modelyard`` (``create_app``, request logging into a SQLite file),
-``modelyard-nolog``. Modes: ``plain``, ``stream`` (20 chunks + usage + [DONE]).
+``modelyard-nolog``, ``lean`` and ``lean-nolog`` (``lean_floor.py``'s app with and without its log) and
+``lean-full`` (``lean_full.py``'s). Modes: ``plain``, ``stream`` (20 chunks + usage + [DONE]).
 
 With ``--served`` each target runs as a real server under callgrind instead and ``load.py`` sends the requests
 over sockets, one at a time: the HTTP server's work is counted too, and ``relay`` is ``aiohttp_relay.py``, the
-relay issue 4's CPU bar is measured against (``asgi-relay`` is there as well, and ``lean``: ``lean_floor.py``, the
-least a gateway doing modelyard's per-request work costs).
+relay issue 4's CPU bar is measured against (``asgi-relay`` is there as well, ``lean``: ``lean_floor.py``, the
+least a gateway doing modelyard's per-request work costs, and ``lean-full``: ``lean_full.py``, that floor with every
+duty modelyard has on its default configuration).
 
 Run (needs ``valgrind``: ``apt-get install -y valgrind``; ~15 s a measurement):
     .venv/bin/python benchmarks/instructions.py [--targets relay,modelyard,modelyard-nolog] [--modes plain,stream]
@@ -33,12 +35,13 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 TARGETS = ("relay", "modelyard", "modelyard-nolog")
-SERVED_TARGETS = ("relay", "asgi-relay", "lean", "modelyard", "modelyard-nolog")
+SERVED_TARGETS = ("relay", "asgi-relay", "lean", "lean-full", "modelyard", "modelyard-nolog")
 MODELYARD_SERVE = (
     "from modelyard.config import load_settings; from modelyard.server.run import serve; "
     "serve(load_settings(), '127.0.0.1', {port})"
@@ -149,6 +152,17 @@ def build_app(target: str, upstream: str, home: Path) -> Any:
         import asgi_relay
 
         return asgi_relay.build_app(upstream)
+    if target in ("lean", "lean-nolog", "lean-full"):
+        sys.path.insert(0, str(HERE))
+        os.environ.update(modelyard_env(home, upstream, True))
+        import lean_floor
+        import lean_full
+
+        with ThreadPoolExecutor(1) as pool:  # the migration runs its own event loop
+            pool.submit(lean_floor.migrate, str(home / "lean.db")).result()
+        if target == "lean-full":
+            return lean_full.FullGateway(upstream, str(home / "lean.db"))
+        return lean_floor.LeanGateway(upstream, str(home / "lean.db"), log_requests=target == "lean")
     os.environ.update(modelyard_env(home, upstream, target != "modelyard-nolog"))
     from modelyard.config import load_settings
     from modelyard.server.app import create_app
@@ -235,8 +249,9 @@ def measure_served(target: str, mode: str, args: argparse.Namespace, upstream: s
     if target in ("relay", "asgi-relay"):
         script = "aiohttp_relay.py" if target == "relay" else "asgi_relay.py"
         argv = [sys.executable, str(HERE / script), "--port", str(port), "--upstream", upstream]
-    elif target == "lean":
-        argv = [sys.executable, str(HERE / "lean_floor.py"), "--port", str(port), "--upstream", upstream]
+    elif target in ("lean", "lean-full"):
+        script = "lean_floor.py" if target == "lean" else "lean_full.py"
+        argv = [sys.executable, str(HERE / script), "--port", str(port), "--upstream", upstream]
         argv += ["--db", str(tmp / f"{name}.db")]
         model = "up/x"
     else:
@@ -289,7 +304,9 @@ def wait_until_serving(server: subprocess.Popen[bytes], url: str, model: str, ti
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", help=f"default: {','.join(TARGETS)}; served: {','.join(SERVED_TARGETS)}")
+    served = ",".join(SERVED_TARGETS)
+    others = "lean, lean-nolog, lean-full"
+    parser.add_argument("--targets", help=f"default: {','.join(TARGETS)} (or {others}); served: {served}")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--warmup", type=int, default=100)

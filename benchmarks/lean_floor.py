@@ -245,6 +245,7 @@ class LeanGateway:
         provider: str,
         created: float,
         latency: float,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         messages, params = data.pop("messages"), data
         clean = self.redactor.data_each((messages, response, params, text))
@@ -269,6 +270,7 @@ class LeanGateway:
             "stream": int(bool(chat.stream)),
             "prompt_text": "\n".join(str(m.get("content") or "") for m in messages),
             "response_text": text,
+            **(extra or {}),
         }
         self.writer.put(_row_values(row))
 

@@ -8,6 +8,8 @@ Starts the mock upstream (``mock_upstream.py``) and, each in its own process wit
                     nothing else, the floor a rewrite of modelyard's request path could reach
   lean-nolog        the same without its request log
   lean-onloop       the same with its log's batches written on the event loop's thread instead of a thread
+  lean-full         ``lean_full.py``: the floor with every per-request duty modelyard has by default (host check,
+                    limits, routing plan, breaker, deadline, retries, disconnect watch, attempts, TTFT, headers)
   modelyard         one uvicorn worker, request logging ON into a SQLite file in a temp dir
   modelyard-nolog   the same with ``MODELYARD_LOG_REQUESTS=false`` (shows what logging costs)
   modelyard-b       a second ``modelyard`` (logging on): its difference from the first is the noise floor (A/A)
@@ -56,15 +58,16 @@ ALL_TARGETS = (
     "lean",
     "lean-nolog",
     "lean-onloop",
+    "lean-full",
     "modelyard",
     "modelyard-nolog",
     "modelyard-b",
     "modelyard-pg",
     "litellm",
 )
-LEAN_FLAGS = {"lean": [], "lean-nolog": ["--no-log"], "lean-onloop": ["--log-on-loop"]}
+LEAN_FLAGS = {"lean": [], "lean-nolog": ["--no-log"], "lean-onloop": ["--log-on-loop"], "lean-full": []}
 #: Targets run unless --targets says otherwise: not the floor's variants, nor modelyard-pg (it needs PostgreSQL).
-DEFAULT_TARGETS = tuple(t for t in ALL_TARGETS if t not in ("lean-nolog", "lean-onloop", "modelyard-pg"))
+DEFAULT_TARGETS = tuple(t for t in ALL_TARGETS if t not in ("lean-nolog", "lean-onloop", "lean-full", "modelyard-pg"))
 PATH = "/v1/chat/completions"
 
 
@@ -222,7 +225,8 @@ def launch(names: list[str], tmp: Path, args: argparse.Namespace, targets: dict[
             start(target, argv, dict(os.environ), tmp)
         elif name in LEAN_FLAGS:
             target = Target(name, free_port(), "up/x", log=tmp / f"{name}.log")
-            argv = [PY, str(HERE / "lean_floor.py"), "--port", str(target.port), "--upstream", upstream]
+            script = "lean_full.py" if name == "lean-full" else "lean_floor.py"
+            argv = [PY, str(HERE / script), "--port", str(target.port), "--upstream", upstream]
             argv += ["--db", str(tmp / f"{name}.db"), *LEAN_FLAGS[name]]
             start(target, argv, dict(os.environ), tmp)
         elif name in ("modelyard", "modelyard-nolog", "modelyard-b", "modelyard-pg"):
