@@ -313,7 +313,8 @@ class Gateway:
         """Try the plan's deployments in order: in-group failover first, then the fallback groups."""
         deadline = Deadline(call.options.timeout or self.settings.timeout, call.started)
         await self.shared.flags.refresh()
-        plan = self.router.plan(call.request.model, call.options.fallbacks, route_context(call))
+        context = route_context(call) if self.router.needs_context else None
+        plan = self.router.plan(call.request.model, call.options.fallbacks, context)
         deployment, remaining = plan[0], plan[1:]
         while True:
             try:

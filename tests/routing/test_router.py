@@ -10,6 +10,7 @@ import pytest
 from modelyard import errors
 from modelyard.config import ModelGroupSettings, RolloutSettings, RouteSettings
 from modelyard.errors import ConfigError
+from modelyard.routing import router as router_module
 from modelyard.routing.deployments import Deployment, build_groups
 from modelyard.routing.health import HealthBoard
 from modelyard.routing.rollout import RouteContext, bucket
@@ -91,6 +92,28 @@ def test_a_group_with_nothing_available_is_tried_soonest_back_first() -> None:
     health.failure("east", limited(5), ["east", "west", "x"])
     health.failure("west", limited(2), ["east", "west", "x"])
     assert [d.id for d in router.plan("chat")] == ["west", "east"]
+
+
+def test_a_plain_models_group_is_kept_and_the_store_of_them_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(router_module, "IMPLICIT_GROUPS_KEPT", 3)
+    health = HealthBoard()
+    router = Router({}, {"up/a": ["up/b"]}, health=health)
+    first = router.group("up/a")
+    assert router.group("up/a") is first  # not built anew for every call
+    assert [d.id for d in router.plan("up/a")] == ["up/a", "up/b"]
+    health.failure("up/a", limited(5), ["up/a"])
+    assert [d.id for d in router.plan("up/a")] == ["up/a", "up/b"]  # a group of one is tried even when ejected
+    for name in ("up/c", "up/d", "up/e"):
+        router.group(name)
+    assert len(router._implicit) <= 3  # names come from requests: a full store starts over
+    assert router.group("up/a") == first
+
+
+def test_plans_need_the_call_only_with_routes_or_rollouts() -> None:
+    assert not Router({"fast": "up/a"}, {}, groups=build_groups(GROUPS)).needs_context
+    assert Router({}, {}, routes=[RouteSettings(when={"user": "bob"}, model="up/vip")]).needs_context
+    rollout = RolloutSettings(model="up/new", percent=10)
+    assert Router({}, {}, rollouts={"up/old": rollout}).needs_context
 
 
 def test_deployment_ids_are_unique() -> None:

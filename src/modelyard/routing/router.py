@@ -16,6 +16,11 @@ from modelyard.routing.rollout import RouteContext, conditional_route, rollout_t
 from modelyard.routing.strategies import CostOf, order
 
 MAX_ALIAS_DEPTH = 8
+#: Implicit one-deployment groups (plain ``provider/model`` names) kept, so a call does not build its model's anew.
+#: Names come from requests, so the store is bounded: when full it starts over.
+IMPLICIT_GROUPS_KEPT = 1024
+#: The context of a plan when there are no conditional routes or rollouts (nothing then reads one).
+_NO_CONTEXT = RouteContext()
 
 
 class Router:
@@ -43,6 +48,12 @@ class Router:
         self.health = health
         self.cost_of = cost_of
         self.rollout_percent = rollout_percent
+        self._implicit: dict[str, Group] = {}
+
+    @property
+    def needs_context(self) -> bool:
+        """Whether plans depend on the call (conditional routes or rollouts exist); else ``plan`` needs no context."""
+        return bool(self.routes or self.rollouts)
 
     def target(self, model: str) -> str:
         """Follow aliases to a model group name or a ``provider/model`` name."""
@@ -65,7 +76,12 @@ class Router:
     def group(self, name: str) -> Group:
         """The group a name (alias, group or model) stands for; a plain model is a group of one."""
         target = self.target(name)
-        return self.groups.get(target) or single(target)
+        group = self.groups.get(target) or self._implicit.get(target)
+        if group is None:
+            if len(self._implicit) >= IMPLICIT_GROUPS_KEPT:
+                self._implicit.clear()
+            group = self._implicit[target] = single(target)
+        return group
 
     def peers(self, deployment: Deployment) -> list[str]:
         """Ids of every deployment in ``deployment``'s group (itself included)."""
@@ -95,7 +111,7 @@ class Router:
         self, model: str, fallbacks: Sequence[str] | None = None, context: RouteContext | None = None
     ) -> list[Deployment]:
         """Every deployment to try, in order: the routed group's, then each fallback group's (no repeats)."""
-        routed = self.route(model, context or RouteContext())
+        routed = self.route(model, context or _NO_CONTEXT)
         plan: list[Deployment] = []
         seen: set[str] = set()
         for name in [routed, *self._fallbacks_for(model, routed, fallbacks)]:
