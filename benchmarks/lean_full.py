@@ -46,7 +46,7 @@ from modelyard.pricing.catalog import PriceCatalog
 from modelyard.providers._http import translate_error
 from modelyard.retry import backoff, should_retry
 from modelyard.routing.attempts import Deadline
-from modelyard.routing.router import RouteContext
+from modelyard.routing.rollout import RouteContext
 from modelyard.server.http import GATEWAY_FIELDS, DisconnectWatch
 from modelyard.types.chat import ChatRequest
 from modelyard.types.usage import Usage
@@ -76,6 +76,8 @@ class Refused(Exception):
 
 
 class FullGateway(LeanGateway):
+    """``LeanGateway`` with every per-request duty of modelyard's default configuration (see the module's text)."""
+
     def __init__(self, upstream: str, db: str) -> None:
         super().__init__(upstream, db)
         self.settings = load_settings()
